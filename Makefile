@@ -1,0 +1,53 @@
+# tengen: `make demo` runs site.yml on the sandbox VM; `make test` runs every test tier.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+# The slow tiers, each scenario once per run.
+MOLECULE_SCENARIOS ?= base docker_engine
+PYTEST ?= pytest
+
+.PHONY: bootstrap bootstrap-test demo sandbox sandbox-destroy site lint unit molecule aws e2e test clean
+
+bootstrap:
+	@scripts/bootstrap
+
+bootstrap-test:
+	@scripts/bootstrap --test
+
+## The first README command: a sandbox VM, then the whole site.yml on it.
+demo: bootstrap sandbox site
+
+sandbox:
+	ansible-playbook playbooks/sandbox.yml
+
+sandbox-destroy:
+	ansible-playbook playbooks/sandbox.yml -e state=absent
+
+site:
+	ansible-playbook site.yml
+
+## The second README command: every tier, fastest first.
+test: bootstrap-test lint unit aws molecule e2e
+
+lint:
+	yamllint -s .
+	ruff check .
+	ruff format --check .
+	ansible-lint
+
+unit:
+	$(PYTEST) -m "not docker and not e2e and not aws" tests
+
+aws:
+	$(PYTEST) -m aws tests
+
+molecule:
+	@for s in $(MOLECULE_SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s $$s; done
+
+e2e:
+	$(PYTEST) -m "docker or e2e" tests
+
+clean: sandbox-destroy
+	rm -rf .sandbox
