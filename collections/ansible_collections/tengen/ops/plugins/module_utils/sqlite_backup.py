@@ -268,6 +268,20 @@ class _RestartLimit(Exception):
 # --------------------------------------------------------------------------- S3
 
 
+# The s3 option of both modules (AnsibleModule argument_spec form).
+S3_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "bucket": {"type": "str", "required": True},
+    "prefix": {"type": "str", "default": ""},
+    "endpoint_url": {"type": "str"},
+    "region": {"type": "str"},
+    "access_key": {"type": "str", "no_log": True},
+    "secret_key": {"type": "str", "no_log": True},
+    "session_token": {"type": "str", "no_log": True},
+    "sse": {"type": "str", "choices": ["AES256", "aws:kms"]},
+    "sse_kms_key_id": {"type": "str"},
+}
+
+
 @dataclass
 class S3Target:
     bucket: str
