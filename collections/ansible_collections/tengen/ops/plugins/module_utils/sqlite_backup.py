@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import calendar
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import json
@@ -395,7 +396,7 @@ class Backup:
     def name(self) -> str:
         return self.manifest["name"]
 
-    @property
+    @functools.cached_property
     def created(self) -> dt.datetime:
         return parse_iso(self.manifest["created"])
 
@@ -648,7 +649,8 @@ def create_backup(
     """Make one verified backup of ``db_path`` in ``backup_dir``, upload it, apply retention.
 
     Raises BackupError when the backup itself fails (nothing complete is left behind). An upload
-    failure does not raise: the local backup is kept and ``upload_error`` says what went wrong.
+    failure does not raise: the local backup is kept, nothing is pruned, and ``upload_error`` says
+    what went wrong.
     """
     if compression not in COMPRESSIONS:
         raise BackupError(f"compression must be one of {', '.join(COMPRESSIONS)}")
@@ -724,7 +726,8 @@ def create_backup(
             result.uploaded = True
         except Exception as exc:  # botocore raises many kinds; all mean the same here
             result.upload_error = f"upload to {s3.uri(filename)} failed: {exc}"
-    if retention is not None:
+    # While the offsite copy fails, nothing is pruned: the local copies may be the only ones.
+    if retention is not None and not result.upload_error:
         result.pruned_local = prune_local(backup_dir, retention)
         if s3 is not None and result.uploaded:
             try:
