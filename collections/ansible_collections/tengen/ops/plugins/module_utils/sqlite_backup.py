@@ -391,6 +391,8 @@ class Backup:
     """One complete backup as its manifest describes it."""
 
     manifest: dict[str, Any]
+    # False when the data file's size differs from the manifest's: damaged, never "verified"
+    size_ok: bool = True
 
     @property
     def name(self) -> str:
@@ -410,7 +412,7 @@ class Backup:
 
     @property
     def verified(self) -> bool:
-        return self.manifest.get("integrity_check") == "ok"
+        return self.manifest.get("integrity_check") == "ok" and self.size_ok
 
 
 def _parse_manifest(raw: bytes, origin: str) -> dict[str, Any]:
@@ -425,7 +427,8 @@ def _parse_manifest(raw: bytes, origin: str) -> dict[str, Any]:
 
 
 def list_local(backup_dir: str) -> list[Backup]:
-    """Complete local backups (manifest and data file present), oldest first."""
+    """Local backups with a manifest and a data file, oldest first (damaged ones too: restoring
+    one must fail loudly, not fall back quietly to an older backup)."""
     found: list[Backup] = []
     if not os.path.isdir(backup_dir):
         return found
@@ -439,8 +442,8 @@ def list_local(backup_dir: str) -> list[Backup]:
         except (OSError, VerificationError):
             continue
         data = os.path.join(backup_dir, manifest["file"])
-        if os.path.isfile(data) and os.path.getsize(data) == manifest.get("file_size"):
-            found.append(Backup(manifest))
+        if os.path.isfile(data):
+            found.append(Backup(manifest, size_ok=os.path.getsize(data) == manifest.get("file_size")))
     found.sort(key=lambda b: (b.created, b.name))
     return found
 
@@ -751,7 +754,7 @@ def find_backup(backups: list[Backup], wanted: str = "latest") -> Backup:
     if not backups:
         raise BackupError("no complete backup found")
     if wanted in ("", "latest"):
-        verified = [b for b in backups if b.verified]
+        verified = [b for b in backups if b.manifest.get("integrity_check") == "ok"]
         if not verified:
             raise BackupError("no verified backup found")
         return verified[-1]

@@ -131,7 +131,6 @@ def main() -> None:
             "keep_suffix": {"type": "str", "default": ".pre-restore"},
         },
         required_if=[
-            ("source", "local", ["backup_dir"]),
             ("source", "s3", ["s3"]),
             ("action", "swap", ["db_path"]),
             ("action", "drill", ["db_path"]),
@@ -154,6 +153,8 @@ def main() -> None:
             swapped = sb.swap_database(p["dest"], p["db_path"], p["keep_suffix"])
             module.exit_json(changed=True, **swapped)
 
+        if p["source"] == "local" and not p["backup_dir"]:
+            module.fail_json(msg=f"backup_dir is required to {p['action']} a local backup")
         s3 = sb.s3_from_dict(p["s3"]) if p["source"] == "s3" else None
         if p["action"] == "drill" and not os.path.isfile(p["db_path"]):
             module.fail_json(msg=f"db_path: database {p['db_path']} does not exist")
