@@ -255,11 +255,27 @@ def online_copy(
         raise BackupError(f"online copy of {src_path} failed: {exc}") from exc
     finally:
         src.close()
+    _match_owner(src_path)
     with open(dest_path, "rb+") as handle:
         os.fsync(handle.fileno())
     info["journal_mode"] = journal_mode
     info["restarts"] = restarts
     return info
+
+
+def _match_owner(db_path: str) -> None:
+    """A -wal or -shm file this (root) process created must belong to the database's owner, or the
+    backend (another user) could no longer open its own database."""
+    if os.geteuid() != 0:
+        return
+    owner = os.stat(db_path)
+    for side in ("-wal", "-shm"):
+        try:
+            stat = os.stat(db_path + side)
+        except FileNotFoundError:
+            continue
+        if (stat.st_uid, stat.st_gid) != (owner.st_uid, owner.st_gid):
+            os.chown(db_path + side, owner.st_uid, owner.st_gid)
 
 
 class _RestartLimit(Exception):
