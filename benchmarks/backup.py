@@ -45,7 +45,8 @@ def build(path: Path, size_mb: int) -> int:
         conn.executemany("INSERT INTO moves(game_id, payload) VALUES (?, ?)", rows)
         conn.commit()
         n += len(rows)
-        if path.stat().st_size + Path(f"{path}-wal").stat().st_size >= target:
+        pages, page_size = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
+        if pages * page_size >= target:
             break
     conn.executemany("INSERT INTO games(black, white, sgf) VALUES ('b', 'w', ?)", [("(;GM[1])",)] * 5000)
     conn.commit()
@@ -100,6 +101,7 @@ def main() -> None:
 
         t = time.monotonic()
         subprocess.run(["cp", str(db), str(work / "cp.db")], check=True)
+        subprocess.run(["sync", str(work / "cp.db")], check=True)  # the backup fsyncs too
         cp_time = time.monotonic() - t
         (work / "cp.db").unlink()
 
@@ -114,6 +116,11 @@ def main() -> None:
         time.sleep(1.0)
         quiet = (time.monotonic(), time.monotonic() + args.quiet_seconds)
         time.sleep(args.quiet_seconds)
+        c0 = time.monotonic()
+        sb.online_copy(str(db), str(work / "copy-only.db"))
+        c1 = time.monotonic()
+        (work / "copy-only.db").unlink()
+        time.sleep(1.0)
         b0 = time.monotonic()
         result = sb.create_backup(str(db), str(work / "backups"), compression=args.compression)
         b1 = time.monotonic()
@@ -123,6 +130,7 @@ def main() -> None:
             proc.join()
 
         during = [lat for at, lat in samples if b0 <= at <= b1]
+        copying = [lat for at, lat in samples if c0 <= at <= c1]
         before = [lat for at, lat in samples if quiet[0] <= at <= quiet[1]]
 
         t = time.monotonic()
@@ -131,7 +139,8 @@ def main() -> None:
 
         m = result.manifest
         backup_time = b1 - b0
-        print(f"cp of the file:            {cp_time:.1f} s")
+        print(f"cp + sync of the file:     {cp_time:.1f} s")
+        print(f"online copy alone:         {c1 - c0:.1f} s = {(c1 - c0) / cp_time:.1f} x cp")
         print(
             f"online backup ({args.compression}):     {backup_time:.1f} s = {backup_time / cp_time:.1f} x cp"
         )
@@ -141,6 +150,10 @@ def main() -> None:
             f"({len(before)} commits) against p50 {pct(during, 50):.1f} ms, p99 {pct(during, 99):.1f} ms "
             f"during the backup ({len(during)} commits), max {max(during, default=0) * 1000:.0f} ms"
         )
+        print(
+            f"  during the online copy alone: p50 {pct(copying, 50):.1f} ms, p99 {pct(copying, 99):.1f} ms "
+            f"({len(copying)} commits)"
+        )
         print(f"restore (verify + unpack): {restore_time:.1f} s")
         print(
             f"compressed size:           {m['file_size'] / 2**20:.0f} MiB of {m['db_size'] / 2**20:.0f} MiB "
@@ -149,6 +162,7 @@ def main() -> None:
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"load average at the end:   {load} on {os.cpu_count()} CPUs")
         print(f"writers' actual rate:      {len(samples) / (b1 - quiet[0]):.0f} commits/s in all")
+        print(f"rows in the backup:        {m['tables']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
