@@ -95,10 +95,20 @@ def test_plan_must_be_known_and_large_enough() -> None:
 
 
 def test_empty_credentials_are_named_without_their_values() -> None:
-    errors = check_credentials({"tok_var": "", "id_var": None, "ok_var": "s3cr3t", "blank_var": "  "})
+    errors = check_credentials(
+        {
+            "tok_var": "",
+            "id_var": None,
+            "ok_var": "s3cr3t",
+            "blank_var": "  ",
+            "set_var": True,
+            "unset_var": False,
+        }
+    )
     assert errors == [
         "tok_var is empty: set it (from the environment or an ansible-vault file)",
         "id_var is empty: set it (from the environment or an ansible-vault file)",
         "blank_var is empty: set it (from the environment or an ansible-vault file)",
+        "unset_var is empty: set it (from the environment or an ansible-vault file)",
     ]
     assert not any("s3cr3t" in e for e in errors)

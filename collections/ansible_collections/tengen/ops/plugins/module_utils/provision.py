@@ -86,11 +86,12 @@ def check_plan(var: str, plan: str | None, plans: dict[str, dict[str, Any]], min
 
 
 def check_credentials(credentials: dict[str, Any]) -> list[str]:
-    """Each named credential must be a non-empty string; the values never appear in messages."""
+    """Each named credential must be set: a non-empty string, or true where the caller passes
+    only whether it is set (so that the secret itself never reaches the module)."""
     return [
         f"{var} is empty: set it (from the environment or an ansible-vault file)"
         for var, value in credentials.items()
-        if value is None or not str(value).strip()
+        if value is None or value is False or not str(value).strip()
     ]
 
 
