@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from provision_harness import fake_api, public_key
+from provision_harness import fake_api, public_key, rsa_public_key
 
-__all__ = ["fake_api", "public_key"]
+__all__ = ["fake_api", "public_key", "rsa_public_key"]

@@ -88,6 +88,17 @@ def fake_api() -> Iterator[FakeApi]:
 
 
 @pytest.fixture(scope="session")
+def rsa_public_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An RSA key, the one type Lightsail's ImportKeyPair takes."""
+    key = tmp_path_factory.mktemp("ssh-rsa") / "id_rsa"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "op@example", "-f", str(key)],
+        check=True,
+    )
+    return key.with_suffix(".pub")
+
+
+@pytest.fixture(scope="session")
 def public_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
     subprocess.run(
@@ -102,7 +113,14 @@ def run_playbook(playbook: str, extra: dict, env: dict[str, str], check: bool = 
     if check:
         cmd.append("--check")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DO_", "OAUTH_"))}
-    full_env = {**base, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **env}
+    full_env = {
+        **base,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        # one line per result, so that a failure message can be matched whole
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        **env,
+    }
     proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", out)

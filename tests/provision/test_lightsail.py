@@ -8,6 +8,7 @@ availability, snapshot creation), which only a run against AWS can show.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -100,9 +101,18 @@ def assert_no_secret(text: str) -> None:
     assert AWS_KEY_ID not in text
 
 
-def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp_path: Path) -> None:
+def test_create_rerun_check_and_release(fake_api: FakeApi, rsa_public_key: Path, tmp_path: Path) -> None:
+    public_key = rsa_public_key
     inv = tmp_path / "inv"
     vars_ = extra(fake_api, public_key, inv)
+
+    # check mode on nothing: would change, mutates nothing, writes no inventory
+    dry = run_playbook(PLAYBOOK, vars_, env(), check=True)
+    assert dry.rc == 0, dry.out
+    assert dry.changed > 0
+    assert not MUTATING & set(ops(fake_api.calls()))
+    assert not (inv / "hosts.yml").exists()
+    fake_api.reset_calls()
 
     # create
     first = run_playbook(PLAYBOOK, vars_, env())
@@ -199,28 +209,64 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
 
 
 @pytest.mark.parametrize(
-    "override, env_override, variable",
+    "override, env_override, message",
     [
-        ({"provision_lightsail_region": "mars-north-1"}, {}, "provision_lightsail_region"),
-        ({"provision_lightsail_bundle": "huge_9_0"}, {}, "provision_lightsail_bundle"),
-        ({"provision_lightsail_bundle": "micro_3_0"}, {}, "provision_lightsail_bundle"),
-        ({}, {"AWS_SECRET_ACCESS_KEY": ""}, "provision_lightsail_secret_key"),
-        ({}, {"AWS_ACCESS_KEY_ID": ""}, "provision_lightsail_access_key"),
-        ({"provision_lightsail_public_key_file": "PRIVATE"}, {}, "provision_lightsail_public_key_file"),
-        ({"provision_lightsail_auto_snapshot": "sometimes"}, {}, "provision_lightsail_auto_snapshot"),
+        (
+            {"provision_lightsail_region": "mars-north-1"},
+            {},
+            r"provision_lightsail_region: 'mars-north-1' is not a known value",
+        ),
+        (
+            {"provision_lightsail_bundle": "huge_9_0"},
+            {},
+            r"provision_lightsail_bundle: 'huge_9_0' is not a known value",
+        ),
+        (
+            {"provision_lightsail_bundle": "micro_3_0"},
+            {},
+            r"provision_lightsail_bundle: 'micro_3_0' has 1 GB of memory, below the 2 GB",
+        ),
+        ({}, {"AWS_SECRET_ACCESS_KEY": ""}, r"provision_lightsail_secret_key is empty"),
+        ({}, {"AWS_ACCESS_KEY_ID": ""}, r"provision_lightsail_access_key is empty"),
+        (
+            {"provision_lightsail_public_key_file": "PRIVATE"},
+            {},
+            r"provision_lightsail_public_key_file: \S+ is not an SSH public key",
+        ),
+        (
+            {"provision_lightsail_public_key_file": "ED25519"},
+            {},
+            r"provision_lightsail_public_key_file: \S+ is an ssh-ed25519 key; this provider takes only",
+        ),
+        (
+            {"provision_lightsail_auto_snapshot": "sometimes"},
+            {},
+            r"argument .provision_lightsail_auto_snapshot. is of type str and we were unable to convert",
+        ),
     ],
 )
 def test_bad_input_fails_before_any_call(
-    fake_api: FakeApi, public_key: Path, tmp_path: Path, override: dict, env_override: dict, variable: str
+    fake_api: FakeApi,
+    rsa_public_key: Path,
+    public_key: Path,
+    tmp_path: Path,
+    override: dict,
+    env_override: dict,
+    message: str,
 ) -> None:
-    if override.get("provision_lightsail_public_key_file") == "PRIVATE":
-        override = {"provision_lightsail_public_key_file": str(public_key.with_suffix(""))}
+    # the key is the RSA one unless a case swaps in its private half or an ed25519 key
+    stand_in = {"PRIVATE": str(rsa_public_key.with_suffix("")), "ED25519": str(public_key)}
+    if override.get("provision_lightsail_public_key_file") in stand_in:
+        override = {
+            "provision_lightsail_public_key_file": stand_in[override["provision_lightsail_public_key_file"]]
+        }
+    public_key = rsa_public_key
     run = run_playbook(
         PLAYBOOK, extra(fake_api, public_key, tmp_path / "inv", **override), {**env(), **env_override}
     )
     assert run.rc != 0
     assert run.failed == 1
-    assert variable in run.out
+    assert re.search(message, run.out), run.out
     assert fake_api.calls() == []
     assert not (tmp_path / "inv").exists()
     assert_no_secret(run.out)

@@ -67,6 +67,13 @@ def test_malformed_public_keys_are_refused(text: str, reason: str) -> None:
         parse_public_key(text)
 
 
+def test_key_type_can_be_restricted(keypair: Path) -> None:
+    pub = str(keypair.with_suffix(".pub"))
+    [msg] = check_public_key_file("k_var", pub, ["ssh-rsa"])[0]
+    assert msg == f"k_var: {pub} is an ssh-ed25519 key; this provider takes only ssh-rsa"
+    assert check_public_key_file("k_var", pub, ["ssh-rsa", "ssh-ed25519"])[0] == []
+
+
 def test_missing_key_file_names_the_variable(tmp_path: Path) -> None:
     errors, _ = check_public_key_file("k_var", str(tmp_path / "absent.pub"))
     assert errors and errors[0].startswith("k_var: cannot read")

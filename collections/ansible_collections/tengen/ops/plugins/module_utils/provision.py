@@ -95,7 +95,9 @@ def check_credentials(credentials: dict[str, Any]) -> list[str]:
     ]
 
 
-def check_public_key_file(var: str, path: str | None) -> tuple[list[str], dict[str, str]]:
+def check_public_key_file(
+    var: str, path: str | None, key_types: list[str] | None = None
+) -> tuple[list[str], dict[str, str]]:
     if not path:
         return [f"{var} is required"], {}
     try:
@@ -107,5 +109,7 @@ def check_public_key_file(var: str, path: str | None) -> tuple[list[str], dict[s
         key_type, blob = parse_public_key(text)
     except ValueError as exc:
         return [f"{var}: {path} is not an SSH public key: {exc}"], {}
+    if key_types and key_type not in key_types:
+        return [f"{var}: {path} is an {key_type} key; this provider takes only {', '.join(key_types)}"], {}
     public_key = " ".join(text.split()[:2])
     return [], {"public_key": public_key, "key_type": key_type, "fingerprint_md5": md5_fingerprint(blob)}

@@ -42,7 +42,7 @@ EXAMPLES = r"""
 - name: Import the operator's key
   tengen.ops.lightsail_key_pair:
     name: go-prod
-    public_key: "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
+    public_key: "{{ lookup('ansible.builtin.file', '~/.ssh/id_rsa.pub') }}"
     region: eu-central-1
 """
 

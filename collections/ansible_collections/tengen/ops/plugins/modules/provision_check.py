@@ -47,12 +47,19 @@ options:
   public_key_file:
     description: Path of the SSH public key on the controller. Not checked when omitted.
     type: path
+  key_types:
+    description: The SSH key types the provider accepts; all OpenSSH public key types when empty.
+    type: list
+    elements: str
+    default: []
   public_key_file_var:
     description: The variable that set I(public_key_file), named in messages.
     type: str
     default: public_key_file
   credentials:
-    description: Variable name to value; each must be non-empty. The values are never shown.
+    description:
+      - Variable name to its value, or to whether it is set; each must be non-empty or true.
+      - The values are never shown. Passing only whether each is set keeps secrets out of the task.
     type: dict
     default: {}
 attributes:
@@ -73,9 +80,10 @@ EXAMPLES = r"""
     plans: "{{ __provision_droplet_sizes }}"
     public_key_file: "{{ provision_droplet_public_key_file }}"
     public_key_file_var: provision_droplet_public_key_file
+    key_types: [ssh-rsa, ssh-ed25519]
+    # only whether the token is set, so that the secret never reaches the module
     credentials:
-      provision_droplet_api_token: "{{ provision_droplet_api_token }}"
-  no_log: true
+      provision_droplet_api_token: "{{ provision_droplet_api_token | length > 0 }}"
 """
 
 RETURN = r"""
@@ -123,6 +131,7 @@ def main() -> None:
             "min_ram_gb": {"type": "float", "default": 2},
             "public_key_file": {"type": "path"},
             "public_key_file_var": {"type": "str", "default": "public_key_file"},
+            "key_types": {"type": "list", "elements": "str", "default": []},
             "credentials": {"type": "dict", "default": {}, "no_log": True},
         },
         supports_check_mode=True,
@@ -139,7 +148,9 @@ def main() -> None:
             result["plan_spec"] = p["plans"][p["plan"]]
     errors += check_credentials(p["credentials"])
     if p["public_key_file"] is not None:
-        key_errors, key = check_public_key_file(p["public_key_file_var"], p["public_key_file"])
+        key_errors, key = check_public_key_file(
+            p["public_key_file_var"], p["public_key_file"], p["key_types"]
+        )
         errors += key_errors
         result.update(key)
     if errors:
