@@ -239,6 +239,16 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, rsa_public_key: Path,
             r"provision_lightsail_public_key_file: \S+ is an ssh-ed25519 key; this provider takes only",
         ),
         (
+            {"provision_lightsail_snapshot_time": "6am"},
+            {},
+            r'provision_lightsail_snapshot_time a whole hour, HH:00 UTC \(got \\?"6am\\?"\)',
+        ),
+        (
+            {"provision_lightsail_zone": "us-east-1a"},
+            {},
+            r'provision_lightsail_zone a zone of provision_lightsail_region \(got \\?"us-east-1a\\?"\)',
+        ),
+        (
             {"provision_lightsail_auto_snapshot": "sometimes"},
             {},
             r"argument .provision_lightsail_auto_snapshot. is of type str and we were unable to convert",
