@@ -680,6 +680,36 @@ def create_backup(
     if not NAME_RE.match(prefix):
         raise BackupError(f"backup name prefix {prefix!r} may hold only letters, digits, '.', '_' and '-'")
     os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    with _dir_lock(backup_dir):
+        return _create_backup_locked(
+            db_path, backup_dir, prefix, compression, raw_key, s3, retention, now, pages
+        )
+
+
+@contextmanager
+def _dir_lock(directory: str) -> Iterator[None]:
+    """One backup at a time per directory (the timer and an on-demand run may meet)."""
+    import fcntl
+
+    fd = os.open(os.path.join(directory, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _create_backup_locked(
+    db_path: str,
+    backup_dir: str,
+    prefix: str,
+    compression: str,
+    raw_key: bytes | None,
+    s3: S3Target | None,
+    retention: Retention | None,
+    now: dt.datetime | None,
+    pages: int,
+) -> BackupResult:
     clean_stale_temp(backup_dir)
     started = time.monotonic()
     moment = now or utcnow()
