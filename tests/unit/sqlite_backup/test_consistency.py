@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import counts, make_db, writer
+from sqlite_helpers import counts, make_db, writer
 
 
 def committed_max(db: Path) -> int:

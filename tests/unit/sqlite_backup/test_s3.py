@@ -6,7 +6,7 @@ import datetime as dt
 
 import boto3
 import pytest
-from conftest import counts
+from sqlite_helpers import counts
 
 pytestmark = pytest.mark.aws
 
