@@ -482,13 +482,14 @@ def list_s3(target: S3Target) -> list[Backup]:
 
 @dataclass
 class Retention:
+    last: int = 4
     hourly: int = 24
     daily: int = 7
     weekly: int = 4
     monthly: int = 6
 
     def __post_init__(self) -> None:
-        for period in ("hourly", "daily", "weekly", "monthly"):
+        for period in ("last", "hourly", "daily", "weekly", "monthly"):
             value = getattr(self, period)
             if not isinstance(value, int) or value < 1:
                 raise BackupError(f"retention {period} must be an integer >= 1, got {value!r}")
@@ -505,11 +506,12 @@ PERIODS: dict[str, Callable[[dt.datetime], tuple[int, ...]]] = {
 def plan_retention(backups: list[Backup], retention: Retention) -> tuple[list[Backup], list[Backup]]:
     """Split backups into (keep, delete) by generations.
 
-    For each period, the newest backup of each of the last N periods that hold a backup is kept
-    (grandfather-father-son). The newest verified backup is always kept, whatever the counts.
+    The newest ``last`` backups are kept (fine-grained recent history), and for each period the
+    newest backup of each of the last N periods that hold a backup (grandfather-father-son).
+    The newest verified backup is always kept, whatever the counts.
     """
     ordered = sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
-    keep: set[str] = set()
+    keep: set[str] = {b.name for b in ordered[: retention.last]}
     for period, bucket_of in PERIODS.items():
         seen: list[tuple[int, ...]] = []
         limit = getattr(retention, period)
@@ -1084,6 +1086,7 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
         "key": env.get("TENGEN_BACKUP_ENCRYPTION_KEY") or None,
         "s3": s3,
         "retention": Retention(
+            last=num("TENGEN_BACKUP_KEEP_LAST", 4),
             hourly=num("TENGEN_BACKUP_KEEP_HOURLY", 24),
             daily=num("TENGEN_BACKUP_KEEP_DAILY", 7),
             weekly=num("TENGEN_BACKUP_KEEP_WEEKLY", 4),
