@@ -71,13 +71,15 @@ def test_a_triggered_run_makes_a_new_verified_backup_and_updates_the_status(host
 
 
 def test_restore_brings_back_a_deleted_game(host):
+    # The scenario's 20-second timer would prune the backup taken here (one per hour is kept) and
+    # make newer ones after the delete: pause it for the restore.
+    host.run_expect([0], "systemctl stop tengen-backup.timer")
     host.run_expect([0], "systemctl start tengen-backup.service")
     newest = status(host)["name"]
     game = int(sql(host, "SELECT min(id) FROM games"))
     sql(host, f"DELETE FROM moves WHERE game_id = {game}; DELETE FROM games WHERE id = {game};")
     assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "0"
 
-    # by name: the scenario's 20-second timer makes newer backups, taken after the delete
     run = playbook("restore.yml", f"sqlite_backup_restore_backup={newest}")
     assert f"Restored {newest}" in " ".join(run.stdout.split())
 
@@ -89,6 +91,7 @@ def test_restore_brings_back_a_deleted_game(host):
     assert host.file(DB).user == "tengen"  # the restored file took the replaced one's owner
     time.sleep(2)
     assert int(sql(host, "SELECT max(id) FROM games")) > game  # and the backend writes to it again
+    host.run_expect([0], "systemctl start tengen-backup.timer")
 
 
 def test_the_drill_compares_the_latest_backup_with_the_live_database(host):

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import counts, make_db, writer
+from sqlite_helpers import counts, make_db, writer
 
 
 def committed_max(db: Path) -> int:
@@ -75,7 +75,7 @@ def test_backup_files_are_private_and_no_temporary_file_remains(sb, live_db, tmp
     backups = tmp_path / "b"
     result = sb.create_backup(str(live_db), str(backups), key=key)
     assert sorted(p.name for p in backups.iterdir()) == sorted(
-        [result.manifest["file"], f"{result.manifest['name']}.json"]
+        [".lock", result.manifest["file"], f"{result.manifest['name']}.json"]
     )
     for p in backups.iterdir():
         assert p.stat().st_mode & 0o077 == 0, f"{p} is readable by others"

@@ -12,10 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import counts, file_digests, make_db
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from tests.conftest import free_port  # noqa: E402
+from sqlite_helpers import counts, file_digests, free_port, make_db
 
 
 @pytest.fixture

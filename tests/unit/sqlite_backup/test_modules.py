@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, counts, file_digests
+from sqlite_helpers import REPO, counts, file_digests
 
 
 def run(module: str, args: dict, check: bool = False, verbosity: int = 0) -> tuple[dict, str]:

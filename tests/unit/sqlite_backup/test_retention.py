@@ -28,7 +28,7 @@ def at(text: str) -> dt.datetime:
 
 def test_four_months_of_quarter_hourly_backups_keep_exactly_the_generations(sb):
     """Every 15 minutes from 1 January to 30 April 2026 (a Thursday), pruning after each run."""
-    retention = sb.Retention(hourly=24, daily=7, weekly=4, monthly=6)
+    retention = sb.Retention(last=1, hourly=24, daily=7, weekly=4, monthly=6)
     kept: list = []
     moment = at("2026-01-01 00:00")
     while moment <= at("2026-04-30 23:45"):
@@ -66,12 +66,20 @@ def test_one_shot_plan_equals_pruning_after_every_run(sb):
 
 
 def test_the_newest_verified_backup_survives_whatever_the_counts(sb):
-    retention = sb.Retention(hourly=1, daily=1, weekly=1, monthly=1)
+    retention = sb.Retention(last=1, hourly=1, daily=1, weekly=1, monthly=1)
     good = fake(sb, at("2026-02-01 10:00"))
     later_bad = [fake(sb, at("2026-03-05 10:00") + dt.timedelta(hours=i), verified=False) for i in range(3)]
     kept, dropped = sb.plan_retention([good, *later_bad], retention)
     assert good.name in {b.name for b in kept}
     assert {b.name for b in dropped} == {later_bad[0].name, later_bad[1].name}
+
+
+def test_the_last_n_backups_stay_whatever_their_time(sb):
+    """Quarter-hourly backups: with last=4 the whole last hour stays, not just its newest."""
+    retention = sb.Retention(last=4, hourly=1, daily=1, weekly=1, monthly=1)
+    backups = [fake(sb, at("2026-03-05 10:00") + dt.timedelta(minutes=15 * i)) for i in range(12)]
+    kept, _ = sb.plan_retention(backups, retention)
+    assert [b.created.strftime("%H:%M") for b in kept] == ["12:00", "12:15", "12:30", "12:45"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, "3", None])
@@ -83,7 +91,7 @@ def test_counts_below_one_are_refused(sb, bad):
 def test_real_backups_over_a_simulated_month_are_pruned_on_disk(sb, live_db, tmp_path):
     """Backups every 8 hours through June 2026, each run applying retention to the real files."""
     backups = tmp_path / "b"
-    retention = sb.Retention(hourly=2, daily=3, weekly=2, monthly=1)
+    retention = sb.Retention(last=1, hourly=2, daily=3, weekly=2, monthly=1)
     moment = at("2026-06-01 00:00")
     made = []
     while moment < at("2026-07-01 00:00"):
@@ -95,7 +103,7 @@ def test_real_backups_over_a_simulated_month_are_pruned_on_disk(sb, live_db, tmp
     assert created == ["06-28 16:00", "06-29 16:00", "06-30 08:00", "06-30 16:00"]
     # every file on disk belongs to a kept backup: data file and manifest, nothing else
     expected = {f for b in on_disk for f in (b.file, b.manifest_file)}
-    assert {p.name for p in backups.iterdir()} == expected
+    assert {p.name for p in backups.iterdir()} == expected | {".lock"}
     assert all(
         json.loads((backups / b.manifest_file).read_text())["integrity_check"] == "ok" for b in on_disk
     )

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from sqlite_helpers import REPO
 
 CASES = [
     (

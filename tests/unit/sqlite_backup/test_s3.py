@@ -6,7 +6,7 @@ import datetime as dt
 
 import boto3
 import pytest
-from conftest import counts
+from sqlite_helpers import counts
 
 pytestmark = pytest.mark.aws
 
@@ -64,7 +64,7 @@ def test_a_corrupted_object_in_the_bucket_is_refused(sb, live_db, tmp_path, aws_
 def test_retention_applies_in_the_bucket_as_it_does_locally(sb, live_db, tmp_path, aws_env, bucket):
     client, name = bucket
     s3 = target(sb, aws_env, name)
-    retention = sb.Retention(hourly=2, daily=2, weekly=1, monthly=1)
+    retention = sb.Retention(last=1, hourly=2, daily=2, weekly=1, monthly=1)
     moment = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     for _ in range(12):
         result = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3, retention=retention, now=moment)

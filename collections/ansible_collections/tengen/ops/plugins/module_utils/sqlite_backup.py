@@ -482,13 +482,14 @@ def list_s3(target: S3Target) -> list[Backup]:
 
 @dataclass
 class Retention:
+    last: int = 4
     hourly: int = 24
     daily: int = 7
     weekly: int = 4
     monthly: int = 6
 
     def __post_init__(self) -> None:
-        for period in ("hourly", "daily", "weekly", "monthly"):
+        for period in ("last", "hourly", "daily", "weekly", "monthly"):
             value = getattr(self, period)
             if not isinstance(value, int) or value < 1:
                 raise BackupError(f"retention {period} must be an integer >= 1, got {value!r}")
@@ -505,11 +506,12 @@ PERIODS: dict[str, Callable[[dt.datetime], tuple[int, ...]]] = {
 def plan_retention(backups: list[Backup], retention: Retention) -> tuple[list[Backup], list[Backup]]:
     """Split backups into (keep, delete) by generations.
 
-    For each period, the newest backup of each of the last N periods that hold a backup is kept
-    (grandfather-father-son). The newest verified backup is always kept, whatever the counts.
+    The newest ``last`` backups are kept (fine-grained recent history), and for each period the
+    newest backup of each of the last N periods that hold a backup (grandfather-father-son).
+    The newest verified backup is always kept, whatever the counts.
     """
     ordered = sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
-    keep: set[str] = set()
+    keep: set[str] = {b.name for b in ordered[: retention.last]}
     for period, bucket_of in PERIODS.items():
         seen: list[tuple[int, ...]] = []
         limit = getattr(retention, period)
@@ -680,6 +682,36 @@ def create_backup(
     if not NAME_RE.match(prefix):
         raise BackupError(f"backup name prefix {prefix!r} may hold only letters, digits, '.', '_' and '-'")
     os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    with _dir_lock(backup_dir):
+        return _create_backup_locked(
+            db_path, backup_dir, prefix, compression, raw_key, s3, retention, now, pages
+        )
+
+
+@contextmanager
+def _dir_lock(directory: str) -> Iterator[None]:
+    """One backup at a time per directory (the timer and an on-demand run may meet)."""
+    import fcntl
+
+    fd = os.open(os.path.join(directory, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _create_backup_locked(
+    db_path: str,
+    backup_dir: str,
+    prefix: str,
+    compression: str,
+    raw_key: bytes | None,
+    s3: S3Target | None,
+    retention: Retention | None,
+    now: dt.datetime | None,
+    pages: int,
+) -> BackupResult:
     clean_stale_temp(backup_dir)
     started = time.monotonic()
     moment = now or utcnow()
@@ -1054,6 +1086,7 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
         "key": env.get("TENGEN_BACKUP_ENCRYPTION_KEY") or None,
         "s3": s3,
         "retention": Retention(
+            last=num("TENGEN_BACKUP_KEEP_LAST", 4),
             hourly=num("TENGEN_BACKUP_KEEP_HOURLY", 24),
             daily=num("TENGEN_BACKUP_KEEP_DAILY", 7),
             weekly=num("TENGEN_BACKUP_KEEP_WEEKLY", 4),

@@ -45,9 +45,14 @@ options:
   retention:
     description:
       - How many generations to keep; each count is at least 1. No pruning when unset.
-      - For each period the newest backup of each of the last N periods holding a backup is kept.
+      - The newest O(retention.last) backups are kept, and for each period the newest backup of each
+        of the last N periods holding a backup.
     type: dict
     suboptions:
+      last:
+        description: Newest backups to keep, whatever their time.
+        type: int
+        default: 4
       hourly:
         description: Hours to keep one backup of.
         type: int
@@ -85,7 +90,7 @@ EXAMPLES = r"""
     db_path: /var/lib/tengen/tengen.db
     backup_dir: /var/backups/tengen
     encryption_key: "{{ vault_backup_key }}"
-    retention: {hourly: 24, daily: 7, weekly: 4, monthly: 6}
+    retention: {last: 4, hourly: 24, daily: 7, weekly: 4, monthly: 6}
     s3:
       bucket: tengen-backups
       prefix: prod
