@@ -117,9 +117,14 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     assert reserved["droplet"]["id"] == made["id"]
     hosts_text = (inv / "hosts.yml").read_text()
     provider_text = (inv / "group_vars" / "all" / "provider.yml").read_text()
-    assert yaml.safe_load(hosts_text)["all"]["children"]["tengen"]["hosts"][NAME] == {
-        "ansible_host": reserved["ip"],
-        "ansible_user": "root",
+    assert yaml.safe_load(hosts_text) == {"vm": {"hosts": {NAME: {"ansible_host": reserved["ip"]}}}}
+    connection_text = (inv / "group_vars" / "all" / "connection.yml").read_text()
+    # site.yml logs in once as the provider's initial user, then as deploy with the operator's key
+    assert yaml.safe_load(connection_text) == {
+        "ansible_user": "{{ base_deploy_user }}",
+        "site_initial_user": "root",
+        "base_deploy_user": "deploy",
+        "base_deploy_ssh_public_keys": [" ".join(public_key.read_text().split()[:2])],
     }
     provider = yaml.safe_load(provider_text)
     assert provider["tengen_vm_provider"] == "digitalocean"
@@ -130,7 +135,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
         "transfer_tb": 4,
         "price_usd": 24,
     }
-    assert DO_TOKEN not in hosts_text + provider_text
+    assert DO_TOKEN not in hosts_text + provider_text + connection_text
 
     # second run: nothing changes, nothing is created
     fake_api.reset_calls()
@@ -172,6 +177,8 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
         "reserved_ips": {},
     }
     assert not (inv / "hosts.yml").exists()
+    assert not (inv / "group_vars" / "all" / "provider.yml").exists()
+    assert not (inv / "group_vars" / "all" / "connection.yml").exists()
 
     # releasing again finds nothing to release
     fake_api.reset_calls()
