@@ -73,6 +73,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     [made] = state["droplets"].values()
     assert mutating(calls) == [
         ("POST", "account/keys"),
+        ("POST", "tags"),
         ("POST", "firewalls"),
         ("POST", "droplets"),
         ("POST", f"droplets/{made['id']}/actions"),
@@ -81,6 +82,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     assert raw[calls.index(("POST", f"droplets/{made['id']}/actions"))]["body"] == {"type": "power_on"}
     assert calls[0] == ("GET", f"account/keys/{fingerprint}")
     bodies = {(c["method"], c["path"]): c["body"] for c in raw}
+    assert bodies[("POST", "tags")] == {"name": f"tengen-{NAME}"}
     assert bodies[("POST", "account/keys")] == {
         "name": NAME,
         "public_key": " ".join(public_key.read_text().split()[:2]),
@@ -168,6 +170,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
         ("DELETE", f"reserved_ips/{ip}"),
         ("DELETE", f"droplets/{droplet_id}"),
         ("DELETE", f"firewalls/{firewall_id}"),
+        ("DELETE", f"tags/tengen-{NAME}"),
         ("DELETE", f"account/keys/{fingerprint}"),
     ]
     assert fake_api.state()["digitalocean"] == {
@@ -175,6 +178,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
         "firewalls": {},
         "droplets": {},
         "reserved_ips": {},
+        "tags": {},
     }
     assert not (inv / "hosts.yml").exists()
     assert not (inv / "group_vars" / "all" / "provider.yml").exists()
