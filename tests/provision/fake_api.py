@@ -49,6 +49,7 @@ class State:
         self.firewalls: dict[str, dict] = {}
         self.droplets: dict[int, dict] = {}
         self.reserved_ips: dict[str, dict] = {}
+        self.tags: dict[str, dict] = {}
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class State:
                 "firewalls": self.firewalls,
                 "droplets": {str(k): v for k, v in self.droplets.items()},
                 "reserved_ips": self.reserved_ips,
+                "tags": self.tags,
             },
         }
 
@@ -265,6 +267,9 @@ def public(obj: Any) -> Any:
 # DigitalOcean: (method, path regex) -> function(state, match, body) -> (status, answer)
 
 
+NOT_FOUND = {"id": "not_found", "message": "The resource you were accessing could not be found."}
+
+
 def page(key: str, items: list) -> tuple[int, dict]:
     return 200, {key: items, "links": {}, "meta": {"total": len(items)}}
 
@@ -301,11 +306,31 @@ def do_delete_key(st, m, body):
     )
 
 
+def do_get_tag(st, m, body):
+    tag = st.tags.get(m["name"])
+    return (200, {"tag": tag}) if tag else (404, NOT_FOUND)
+
+
+def do_create_tag(st, m, body):
+    if body["name"] in st.tags:
+        return 422, {"id": "unprocessable_entity", "message": "tag already exists"}
+    st.tags[body["name"]] = {"name": body["name"], "resources": {"count": 0}}
+    return 201, {"tag": st.tags[body["name"]]}
+
+
+def do_delete_tag(st, m, body):
+    return (204, None) if st.tags.pop(m["name"], None) else (404, NOT_FOUND)
+
+
 def do_list_firewalls(st, m, body):
     return page("firewalls", list(st.firewalls.values()))
 
 
 def do_create_firewall(st, m, body):
+    missing = [t for t in body.get("tags") or [] if t not in st.tags]
+    if missing:
+        # modelled strictly: the role makes the tag first
+        return 422, {"id": "unprocessable_entity", "message": f"tags not found: {missing}"}
     if any(f["name"] == body["name"] for f in st.firewalls.values()):
         return 409, {"id": "conflict", "message": "duplicate name"}
     fid = f"fw-{next(st.ids)}"
@@ -422,6 +447,9 @@ DIGITALOCEAN = [
     ("GET", r"account/keys/(?P<fp>[0-9a-f:]+)", do_get_key),
     ("POST", r"account/keys", do_create_key),
     ("DELETE", r"account/keys/(?P<fp>[0-9a-f:]+)", do_delete_key),
+    ("GET", r"tags/(?P<name>[\w:-]+)", do_get_tag),
+    ("POST", r"tags", do_create_tag),
+    ("DELETE", r"tags/(?P<name>[\w:-]+)", do_delete_tag),
     ("GET", r"firewalls", do_list_firewalls),
     ("POST", r"firewalls", do_create_firewall),
     ("PUT", r"firewalls/(?P<id>[\w-]+)", do_update_firewall),

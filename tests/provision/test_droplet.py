@@ -73,6 +73,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     [made] = state["droplets"].values()
     assert mutating(calls) == [
         ("POST", "account/keys"),
+        ("POST", "tags"),
         ("POST", "firewalls"),
         ("POST", "droplets"),
         ("POST", f"droplets/{made['id']}/actions"),
@@ -81,6 +82,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     assert raw[calls.index(("POST", f"droplets/{made['id']}/actions"))]["body"] == {"type": "power_on"}
     assert calls[0] == ("GET", f"account/keys/{fingerprint}")
     bodies = {(c["method"], c["path"]): c["body"] for c in raw}
+    assert bodies[("POST", "tags")] == {"name": f"tengen-{NAME}"}
     assert bodies[("POST", "account/keys")] == {
         "name": NAME,
         "public_key": " ".join(public_key.read_text().split()[:2]),
@@ -117,9 +119,14 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     assert reserved["droplet"]["id"] == made["id"]
     hosts_text = (inv / "hosts.yml").read_text()
     provider_text = (inv / "group_vars" / "all" / "provider.yml").read_text()
-    assert yaml.safe_load(hosts_text)["all"]["children"]["tengen"]["hosts"][NAME] == {
-        "ansible_host": reserved["ip"],
-        "ansible_user": "root",
+    assert yaml.safe_load(hosts_text) == {"vm": {"hosts": {NAME: {"ansible_host": reserved["ip"]}}}}
+    connection_text = (inv / "group_vars" / "all" / "connection.yml").read_text()
+    # site.yml logs in once as the provider's initial user, then as deploy with the operator's key
+    assert yaml.safe_load(connection_text) == {
+        "ansible_user": "{{ base_deploy_user }}",
+        "site_initial_user": "root",
+        "base_deploy_user": "deploy",
+        "base_deploy_ssh_public_keys": [" ".join(public_key.read_text().split()[:2])],
     }
     provider = yaml.safe_load(provider_text)
     assert provider["tengen_vm_provider"] == "digitalocean"
@@ -130,7 +137,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
         "transfer_tb": 4,
         "price_usd": 24,
     }
-    assert DO_TOKEN not in hosts_text + provider_text
+    assert DO_TOKEN not in hosts_text + provider_text + connection_text
 
     # second run: nothing changes, nothing is created
     fake_api.reset_calls()
@@ -163,6 +170,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
         ("DELETE", f"reserved_ips/{ip}"),
         ("DELETE", f"droplets/{droplet_id}"),
         ("DELETE", f"firewalls/{firewall_id}"),
+        ("DELETE", f"tags/tengen-{NAME}"),
         ("DELETE", f"account/keys/{fingerprint}"),
     ]
     assert fake_api.state()["digitalocean"] == {
@@ -170,8 +178,11 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
         "firewalls": {},
         "droplets": {},
         "reserved_ips": {},
+        "tags": {},
     }
     assert not (inv / "hosts.yml").exists()
+    assert not (inv / "group_vars" / "all" / "provider.yml").exists()
+    assert not (inv / "group_vars" / "all" / "connection.yml").exists()
 
     # releasing again finds nothing to release
     fake_api.reset_calls()

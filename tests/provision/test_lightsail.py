@@ -155,16 +155,20 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, rsa_public_key: Path,
     hosts_text = (inv / "hosts.yml").read_text()
     provider_text = (inv / "group_vars" / "all" / "provider.yml").read_text()
     hosts = yaml.safe_load(hosts_text)
-    assert hosts["all"]["children"]["tengen"]["hosts"][NAME] == {
-        "ansible_host": static_ip,
-        "ansible_user": "admin",
-        "ansible_become": True,
+    assert hosts == {"vm": {"hosts": {NAME: {"ansible_host": static_ip}}}}
+    connection_text = (inv / "group_vars" / "all" / "connection.yml").read_text()
+    # site.yml logs in once as the provider's initial user, then as deploy with the operator's key
+    assert yaml.safe_load(connection_text) == {
+        "ansible_user": "{{ base_deploy_user }}",
+        "site_initial_user": "admin",
+        "base_deploy_user": "deploy",
+        "base_deploy_ssh_public_keys": [" ".join(public_key.read_text().split()[:2])],
     }
     provider = yaml.safe_load(provider_text)
     assert provider["tengen_vm_provider"] == "aws_lightsail"
     assert provider["tengen_vm_plan"] == "medium_3_0"
     assert provider["tengen_vm_plan_spec"]["ram_gb"] == 4
-    for text in (hosts_text, provider_text):
+    for text in (hosts_text, provider_text, connection_text):
         assert_no_secret(text)
         assert DO_TOKEN not in text
 
@@ -199,6 +203,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, rsa_public_key: Path,
     assert state == {"key_pairs": {}, "instances": {}, "static_ips": {}}
     assert not (inv / "hosts.yml").exists()
     assert not (inv / "group_vars" / "all" / "provider.yml").exists()
+    assert not (inv / "group_vars" / "all" / "connection.yml").exists()
 
     # releasing again finds nothing to release
     fake_api.reset_calls()
