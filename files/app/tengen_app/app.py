@@ -387,7 +387,12 @@ def _keep(exc: web.HTTPException) -> dict:
 async def read_json(request: web.Request) -> dict:
     """The request's JSON object; 400 for anything else, 413 past MAX_BODY (aiohttp's client_max_size)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise bad_request(web.HTTPRequestEntityTooLarge, f"the body is larger than {MAX_BODY} bytes")
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=MAX_BODY,
+            actual_size=request.content_length,
+            text=json.dumps({"error": f"the body is larger than {MAX_BODY} bytes"}),
+            content_type="application/json",
+        )
     raw = await request.read()
     try:
         body = json.loads(raw) if raw else {}
