@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 APP_DIR = REPO / "files" / "app"
 ENGINE_DIR = REPO / "files" / "engine"
-GNUGO = "/usr/games/gnugo"
+GNUGO = shutil.which("gnugo", path=f"{os.environ.get('PATH', '')}:/usr/games") or "/usr/games/gnugo"
 
 
 # The same helpers as tests/conftest.py; importing "conftest" by name is ambiguous under pytest.

@@ -47,10 +47,14 @@ def test_health_ready_and_metrics(backend: Server) -> None:
 
 
 def test_logs_are_json_lines(backend: Server) -> None:
-    request("GET", f"{backend.url}/healthz")
+    request("GET", f"{backend.url}/api/games/0000000000000000")
     lines = [line for line in backend.output().splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]
-    assert any(e["msg"] == "request" and e["path"] == "/healthz" and e["status"] == 200 for e in entries)
+    assert any(
+        e["msg"] == "request" and e["status"] == 404 and e["path"].endswith("/0000000000000000")
+        for e in entries
+    )
+    assert not any(e.get("path") == "/healthz" for e in entries)  # probes stay out of the info log
 
 
 def test_two_players_over_http_and_websocket(backend: Server) -> None:

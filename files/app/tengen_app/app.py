@@ -366,7 +366,9 @@ class Service:
         self.metrics.requests.labels(request.method, route, str(status)).inc()
         if not route.startswith("/ws"):
             self.metrics.latency.labels(route).observe(elapsed)
-        log.info(
+        # Probes come every few seconds: keep them out of the info log.
+        log.log(
+            logging.DEBUG if route in ("/healthz", "/readyz", "/metrics") else logging.INFO,
             "request",
             extra={
                 "fields": {

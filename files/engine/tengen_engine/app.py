@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -37,7 +38,10 @@ class Settings:
     queue: int = 4
     timeout: float = 30.0
     rules: str = "chinese"
-    gnugo_bin: str = "/usr/games/gnugo"
+    # Debian 12 installs GNU Go in /usr/games, Debian 13 in /usr/bin.
+    gnugo_bin: str = (
+        shutil.which("gnugo", path=f"{os.environ.get('PATH', '')}:/usr/games") or "/usr/games/gnugo"
+    )
     gnugo_level: int = 5
     katago_bin: str = "/usr/local/bin/katago"
     katago_model: str = "/usr/local/share/katago/model.bin.gz"
