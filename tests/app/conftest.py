@@ -19,9 +19,10 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture
-def backend(tmp_path, engine: Server) -> Iterator[Server]:
-    server = start_backend(tmp_path, engine.url)
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory, engine: Server) -> Iterator[Server]:
+    """One backend (SQLite) for a module's tests: each test makes its own games."""
+    server = start_backend(tmp_path_factory.mktemp("backend"), engine.url)
     yield server
     server.stop()
 
