@@ -28,10 +28,11 @@ from pathlib import Path
 import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "files" / "app")]
+sys.path[:0] = [str(REPO), str(REPO / "files" / "app")]
 
-from service_servers import start_backend, start_engine  # noqa: E402
 from tengen_app.rules import Game, IllegalMove  # noqa: E402
+
+from tests.service_servers import start_backend, start_engine  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

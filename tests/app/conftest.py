@@ -6,7 +6,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from service_servers import APP_DIR, Postgres, Redis, Server, start_backend, start_engine
+
+from tests.service_servers import APP_DIR, Postgres, Redis, Server, start_backend, start_engine
 
 sys.path.insert(0, str(APP_DIR))
 

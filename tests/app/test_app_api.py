@@ -11,28 +11,8 @@ import sys
 
 import aiohttp
 import pytest
-from service_servers import APP_DIR, Server, request, start_backend
 
-
-def create(backend: Server, **body) -> tuple[dict, dict]:
-    status, data = request("POST", f"{backend.url}/api/games", body)
-    assert status == 201, data
-    return data["game"], data["tokens"]
-
-
-def play(backend: Server, game_id: str, token: str, move: str) -> tuple[int, dict]:
-    if move in ("pass", "resign"):
-        return request("POST", f"{backend.url}/api/games/{game_id}/{move}", {"token": token})
-    return request("POST", f"{backend.url}/api/games/{game_id}/moves", {"token": token, "move": move})
-
-
-async def next_game(ws: aiohttp.ClientWebSocketResponse, timeout: float = 20) -> dict:
-    while True:
-        msg = await asyncio.wait_for(ws.receive(), timeout)
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        data = json.loads(msg.data)
-        if data["type"] == "game":
-            return data["game"]
+from tests.service_servers import APP_DIR, Server, create, next_game, play, request, start_backend
 
 
 def test_health_ready_and_metrics(backend: Server) -> None:
@@ -240,7 +220,7 @@ def test_migrate_is_safe_to_run_twice(tmp_path) -> None:
 
 
 def test_readyz_says_why_when_the_engine_is_down(tmp_path) -> None:
-    from service_servers import free_port
+    from tests.service_servers import free_port
 
     server = start_backend(tmp_path, f"http://127.0.0.1:{free_port()}")
     try:

@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import psycopg
-from service_servers import APP_DIR, Postgres, Redis, Server, request, start_backend
-from test_app_api import create, next_game, play
+
+from tests.app.test_app_api import create, next_game, play
+from tests.service_servers import APP_DIR, Postgres, Redis, Server, request, start_backend
 
 
 def fresh_database(postgres: Postgres) -> str:

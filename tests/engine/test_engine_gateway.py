@@ -12,8 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from service_servers import Server, request
 from tengen_app.rules import Game
+
+from tests.service_servers import Server, request
 
 
 def children(pid: int) -> set[int]:
