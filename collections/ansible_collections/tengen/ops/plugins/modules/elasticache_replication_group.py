@@ -119,7 +119,6 @@ primary_endpoint:
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict  # noqa: E402
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 
