@@ -5,7 +5,7 @@ VENV ?= .venv
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 # The slow tiers, each scenario once per run.
-MOLECULE_SCENARIOS ?= base docker_engine
+MOLECULE_SCENARIOS ?= base docker_engine sqlite_backup
 PYTEST ?= pytest
 
 .PHONY: bootstrap bootstrap-test demo sandbox sandbox-destroy site lint unit molecule aws e2e test clean
