@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,8 @@ from pathlib import Path
 import docker
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from conftest import free_port, wait_for_http  # noqa: E402
-from scale_out_run import run_playbook  # noqa: E402
+from tests.conftest import free_port, wait_for_http
+from tests.scale_out_run import run_playbook
 
 pytestmark = pytest.mark.docker
 

@@ -7,16 +7,12 @@ tests/aws/moto-vars.yml (each override names its gap) and by the allow-lists bel
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from scale_out_run import Run, run_playbook  # noqa: E402
+from tests.scale_out_run import Run, run_playbook
 
 pytestmark = pytest.mark.aws
 

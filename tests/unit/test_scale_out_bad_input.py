@@ -6,15 +6,10 @@ error in some later task, not with the validation message in the first one.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from conftest import free_port  # noqa: E402
-from scale_out_run import run_playbook  # noqa: E402
+from tests.conftest import free_port
+from tests.scale_out_run import run_playbook
 
 CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-0000-4000-8000-000000000001"
 VALIDATE = "Check the scale-out configuration before any AWS call"
