@@ -30,6 +30,12 @@ MOTO_ALWAYS_CHANGED = {
     # (CPU) policy, so the module sees a difference for the requests-per-target policy.
     "aws_services : autoscaling | Track ALB requests per target for the services behind the ALB",
 }
+# Tasks moto makes report "changed" on the second run only: moto drops
+# healthCheckGracePeriodSeconds when it creates a service and stores it on the first update,
+# so backend and web (the services behind the ALB) are updated once.
+MOTO_CHANGED_ON_SECOND_RUN = {
+    "aws_services : services | Run each service (circuit breaker rolls a failed deployment back)",
+}
 
 
 class Stack:
@@ -313,7 +319,14 @@ def test_dns_record_aliases_the_load_balancer(stack: Stack) -> None:
 def test_second_run_changes_nothing_but_named_moto_gaps(stack: Stack) -> None:
     again = stack.play("all.yml")
     assert again.rc == 0, again.output[-4000:]
-    assert set(again.changed_tasks) <= MOTO_ALWAYS_CHANGED, again.changed_tasks
+    assert set(again.changed_tasks) <= MOTO_ALWAYS_CHANGED | MOTO_CHANGED_ON_SECOND_RUN, again.changed_tasks
+    # What that update wrote is the grace period, nothing else.
+    services = stack.client("ecs").describe_services(cluster=STACK, services=["backend", "engine", "web"])[
+        "services"
+    ]
+    grace = {s["serviceName"]: s.get("healthCheckGracePeriodSeconds") for s in services}
+    assert grace == {"backend": 60, "engine": None, "web": 60}
+    assert {s["serviceName"]: s["desiredCount"] for s in services} == {"backend": 2, "engine": 1, "web": 1}
 
 
 def test_check_mode_reports_a_change_and_makes_none(stack: Stack) -> None:
