@@ -1,0 +1,159 @@
+"""site.yml on the sandbox VM: what an operator and an attacker see from outside."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.sandbox import Sandbox
+
+
+def ssh(sandbox: Sandbox, user: str, *remote: str, options: tuple[str, ...] = (), input: str | None = None):
+    args = sandbox.ssh_args(user)
+    return subprocess.run(
+        [*args[:-1], *options, args[-1], *remote],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def tcp_probe(host: str, port: int, timeout: float = 3.0) -> str:
+    """'open', 'refused' (the VM answered with a reset) or 'dropped' (no answer at all)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "dropped"
+
+
+def test_second_site_run_changes_nothing(sandbox: Sandbox) -> None:
+    run = sandbox.ansible_playbook("site.yml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    recap = re.search(
+        r"^sandbox\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", run.stdout, re.M
+    )
+    assert recap, run.stdout[-2000:]
+    assert recap.groups() == ("0", "0", "0"), run.stdout[-4000:]
+
+
+def test_root_login_is_refused_even_with_a_valid_key(sandbox: Sandbox) -> None:
+    # root still holds the operator's key from the first boot: only sshd's setting stops it.
+    assert b"tengen-sandbox-operator" in sandbox.exec("cat", "/root/.ssh/authorized_keys").stdout
+    login = ssh(sandbox, "root", "true")
+    assert login.returncode == 255
+    assert "Permission denied" in login.stderr
+
+
+def test_password_login_is_not_offered(sandbox: Sandbox) -> None:
+    login = ssh(
+        sandbox,
+        "deploy",
+        "true",
+        options=(
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+        ),
+    )
+    assert login.returncode == 255
+    # sshd lists the methods it still accepts: only publickey.
+    assert "Permission denied (publickey)" in login.stderr
+
+
+def test_deploy_logs_in_with_the_key_and_has_sudo(sandbox: Sandbox) -> None:
+    login = ssh(sandbox, "deploy", "sudo", "-n", "id", "-u")
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.strip() == "0"
+
+
+@pytest.fixture(scope="module")
+def vm_image(sandbox: Sandbox) -> str:
+    """The slim base image, moved into the VM as an operator without a registry would."""
+    image = "tengen/debian:trixie-slim"
+    saved = subprocess.run(["docker", "save", image], capture_output=True, check=True).stdout
+    sandbox.exec("docker", "load", input=saved)
+    return image
+
+
+def test_deploy_runs_a_compose_project(sandbox: Sandbox, vm_image: str) -> None:
+    version = ssh(sandbox, "deploy", "docker", "compose", "version")
+    assert version.returncode == 0, version.stderr
+    assert re.search(r"v?2\.\d+", version.stdout), version.stdout
+    compose = f"""
+services:
+  web:
+    image: {vm_image}
+    command: ["sh", "-c", "echo served >/tmp/index && exec sleep 60"]
+  probe:
+    image: {vm_image}
+    depends_on: [web]
+    command: ["getent", "hosts", "web"]
+"""
+    project = "ssh-deploy-check"
+    up = ssh(
+        sandbox,
+        "deploy",
+        f"mkdir -p {project} && cat >{project}/compose.yml && cd {project} && "
+        "docker compose up -d web && docker compose run --rm probe; rc=$?; "
+        "docker compose down -t 1; exit $rc",
+        input=compose,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    # service DNS on the project's network answered: inner containers get a network
+    assert re.search(r"^\d+\.\d+\.\d+\.\d+\s+web", up.stdout, re.M), up.stdout + up.stderr
+
+
+def test_firewall_admits_ssh_and_web_ports_and_drops_the_rest(sandbox: Sandbox) -> None:
+    sandbox.exec("sh", "-c", "nohup python3 -m http.server 8081 >/dev/null 2>&1 &")
+    try:
+        for _ in range(50):  # the listener is up inside the VM
+            if (
+                sandbox.exec(
+                    "python3",
+                    "-c",
+                    "import socket; socket.create_connection(('127.0.0.1', 8081))",
+                    check=False,
+                ).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the test listener on 8081 did not start inside the VM")
+        assert tcp_probe(sandbox.ip, 22) == "open"
+        # 80 and 443 pass the firewall: a listener answers, or the kernel resets the connection
+        assert tcp_probe(sandbox.ip, 80) in ("open", "refused")
+        assert tcp_probe(sandbox.ip, 443) in ("open", "refused")
+        # 8081 listens, yet from outside nothing answers
+        assert tcp_probe(sandbox.ip, 8081) == "dropped"
+        # a port nothing listens on is dropped too, not reset
+        assert tcp_probe(sandbox.ip, 5432) == "dropped"
+    finally:
+        sandbox.exec("pkill", "-f", "http.server 8081", check=False)
+
+
+def test_firewall_table_leaves_dockers_rules_alone(sandbox: Sandbox) -> None:
+    tables = sandbox.exec("nft", "list", "tables").stdout.decode()
+    assert "table inet tengen_filter" in tables
+    # Docker's NAT for published ports survives our firewall (iptables-nft tables)
+    assert "table ip nat" in tables
+
+
+def test_swap_file_and_sysctls_are_in_place(sandbox: Sandbox) -> None:
+    assert sandbox.exec("swaplabel", "/swapfile", check=False).returncode == 0
+    assert "/swapfile none swap sw" in sandbox.exec("cat", "/etc/fstab").stdout.decode()
+    settings = sandbox.exec("cat", "/etc/sysctl.d/60-tengen.conf").stdout.decode()
+    assert "net.core.somaxconn=4096" in settings
+    assert "vm.swappiness=10" in settings
+    nofile = ssh(sandbox, "deploy", "ulimit", "-n")
+    assert nofile.stdout.strip() == "1048576", nofile.stdout + nofile.stderr
