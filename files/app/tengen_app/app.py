@@ -1,0 +1,425 @@
+"""The aiohttp service: the game API under /api, a WebSocket per game, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import secrets
+import time
+from dataclasses import dataclass
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from .engine import EngineClient, EngineError
+from .pubsub import LocalPubSub, make_pubsub
+from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
+from .store import Conflict, GameRecord, Store, make_store
+
+log = logging.getLogger("tengen.app")
+MAX_BODY = 16 * 1024  # a move is a few dozen bytes; anything this big is not one
+COLORS = {"black": BLACK, "white": WHITE}
+
+
+@dataclass
+class Settings:
+    port: int = 8000
+    db_path: str = "/var/lib/tengen/tengen.db"
+    database_url: str | None = None
+    redis_url: str | None = None
+    engine_url: str = "http://engine:8001"
+    engine_timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            port=int(env.get("TENGEN_PORT", "8000")),
+            db_path=env.get("TENGEN_DB_PATH", cls.db_path),
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            engine_url=env.get("TENGEN_ENGINE_URL", cls.engine_url),
+            engine_timeout=float(env.get("TENGEN_ENGINE_TIMEOUT", "60")),
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tengen_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "tengen_http_request_seconds", "HTTP latency", ["route"], registry=self.registry
+        )
+        self.websockets = Gauge("tengen_websockets_open", "Open WebSockets", registry=self.registry)
+        self.engine_wait = Histogram(
+            "tengen_engine_wait_seconds",
+            "Time waiting for the engine's move",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.engine_errors = Counter("tengen_engine_errors", "Failed engine requests", registry=self.registry)
+        self.moves = Counter("tengen_moves", "Moves played", ["by"], registry=self.registry)
+
+
+def bad_request(status: type[web.HTTPException], message: str) -> web.HTTPException:
+    return status(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def view(rec: GameRecord, game: Game) -> dict:
+    data = {
+        "id": rec.id,
+        "size": rec.size,
+        "komi": rec.komi,
+        "opponent": rec.opponent,
+        "ai_color": rec.ai_color,
+        "moves": game.moves,
+        "to_play": None if game.finished else game.to_play,
+        "status": "finished" if game.finished else "active",
+        "result": game.result,
+        "board": game.rows(),
+        "captures": game.captures,
+        "version": rec.version,
+    }
+    if game.finished and game.moves[-1][1] != RESIGN:
+        data["score"] = game.score()
+    return data
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: Store = make_store(settings.database_url, settings.db_path)
+        self.pubsub: LocalPubSub = make_pubsub(settings.redis_url)
+        self.engine = EngineClient(settings.engine_url, settings.engine_timeout)
+        self.metrics = Metrics()
+        self.sockets: set[web.WebSocketResponse] = set()
+        self.ai_tasks: dict[str, asyncio.Task] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.stopping = False
+
+    # -- life cycle
+    async def on_startup(self, app: web.Application) -> None:
+        await self.store.open()
+        await self.store.migrate()
+        await self.pubsub.start()
+        await self.engine.start()
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """SIGTERM: the listener is closed; ask the WebSockets to reconnect elsewhere, finish writes."""
+        self.stopping = True
+        await asyncio.gather(
+            *(
+                ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"server restart")
+                for ws in list(self.sockets)
+            ),
+            return_exceptions=True,
+        )
+        tasks = list(self.ai_tasks.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        await self.engine.stop()
+        await self.pubsub.stop()
+        await self.store.close()
+
+    # -- game state changes
+    async def load(self, game_id: str) -> tuple[GameRecord, Game]:
+        rec = await self.store.get(game_id)
+        if rec is None:
+            raise bad_request(web.HTTPNotFound, f"no game {game_id!r}")
+        return rec, Game(rec.size, rec.komi, rec.moves)
+
+    async def apply(self, game_id: str, token: str | None, vertex: str, by: str = "player") -> dict:
+        """Play, pass or resign for the colour the token stands for (or the AI), and tell the watchers."""
+        lock = self.locks.setdefault(game_id, asyncio.Lock())
+        async with lock:
+            for _ in range(5):
+                rec, game = await self.load(game_id)
+                color = rec.ai_color if by == "ai" else self.color_of(rec, token)
+                try:
+                    game.play(color, vertex)
+                except BadVertex as exc:
+                    raise bad_request(web.HTTPBadRequest, str(exc)) from None
+                except IllegalMove as exc:
+                    raise bad_request(web.HTTPConflict, str(exc)) from None
+                rec.moves, rec.result = game.moves, game.result
+                try:
+                    await self.store.update(rec)
+                except Conflict:
+                    continue  # another replica wrote first: judge the move again on the new position
+                break
+            else:
+                raise bad_request(web.HTTPConflict, "the game keeps changing; try again")
+        self.metrics.moves.labels(by).inc()
+        data = view(rec, game)
+        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
+        self.maybe_ai(rec, game)
+        return data
+
+    @staticmethod
+    def color_of(rec: GameRecord, token: str | None) -> str:
+        if not isinstance(token, str) or not token:
+            raise bad_request(web.HTTPUnauthorized, "a player token is required")
+        for color, known in ((BLACK, rec.black_token), (WHITE, rec.white_token)):
+            if known and secrets.compare_digest(known, token):
+                return color
+        raise bad_request(web.HTTPForbidden, "this token does not play in this game")
+
+    def maybe_ai(self, rec: GameRecord, game: Game) -> None:
+        """Ask the engine for a move when it is the AI's turn and no one here is asking yet."""
+        if self.stopping or rec.opponent != "ai" or game.finished or game.to_play != rec.ai_color:
+            return
+        if rec.id in self.ai_tasks:
+            return
+        task = asyncio.create_task(self.ai_move(rec.id))
+        self.ai_tasks[rec.id] = task
+        task.add_done_callback(lambda _: self.ai_tasks.pop(rec.id, None))
+
+    async def ai_move(self, game_id: str) -> None:
+        for attempt in range(3):
+            rec, game = await self.load(game_id)
+            if game.finished or game.to_play != rec.ai_color:
+                return
+            started = time.monotonic()
+            try:
+                move = await self.engine.move(rec.size, rec.komi, game.moves, rec.ai_color)
+            except EngineError as exc:
+                self.metrics.engine_errors.inc()
+                log.warning("engine failed", extra={"fields": {"game": game_id, "error": str(exc)}})
+                await asyncio.sleep(2**attempt)
+                continue
+            finally:
+                self.metrics.engine_wait.observe(time.monotonic() - started)
+            rec2 = await self.store.get(game_id)
+            if rec2 is None or rec2.version != rec.version:
+                continue  # the position moved on while the engine thought (another replica answered)
+            try:
+                await self.apply(game_id, None, move, by="ai")
+            except web.HTTPException as exc:
+                log.warning(
+                    "engine move refused", extra={"fields": {"game": game_id, "move": move, "why": exc.text}}
+                )
+            return
+        await self.pubsub.publish(
+            game_id, json.dumps({"type": "error", "error": "the engine is not answering"})
+        )
+
+    # -- HTTP handlers
+    async def create_game(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        size = body.get("size", 19)
+        if type(size) is not int or size not in SIZES:
+            raise bad_request(web.HTTPBadRequest, f"size must be one of {list(SIZES)}")
+        komi = body.get("komi", 7.5)
+        if (
+            type(komi) not in (int, float)
+            or not math.isfinite(komi)
+            or abs(komi) > 150
+            or komi * 2 != int(komi * 2)
+        ):
+            raise bad_request(web.HTTPBadRequest, "komi must be a multiple of 0.5 between -150 and 150")
+        opponent = body.get("opponent", "ai")
+        if opponent not in ("ai", "human"):
+            raise bad_request(web.HTTPBadRequest, "opponent must be 'ai' or 'human'")
+        color = body.get("color", "black")
+        if color not in COLORS:
+            raise bad_request(web.HTTPBadRequest, "color must be 'black' or 'white'")
+        human = COLORS[color]
+        tokens = {BLACK: secrets.token_urlsafe(18), WHITE: secrets.token_urlsafe(18)}
+        if opponent == "ai":
+            ai_color = WHITE if human == BLACK else BLACK
+            tokens.pop(ai_color)
+        else:
+            ai_color = None
+        now = time.time()
+        rec = GameRecord(
+            id=secrets.token_hex(8),
+            size=size,
+            komi=float(komi),
+            opponent=opponent,
+            ai_color=ai_color,
+            black_token=tokens.get(BLACK),
+            white_token=tokens.get(WHITE),
+            moves=[],
+            result=None,
+            version=0,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.create(rec)
+        game = Game(size, rec.komi)
+        self.maybe_ai(rec, game)
+        log.info("game created", extra={"fields": {"game": rec.id, "size": size, "opponent": opponent}})
+        return web.json_response({"game": view(rec, game), "tokens": tokens}, status=201)
+
+    async def get_game(self, request: web.Request) -> web.Response:
+        rec, game = await self.load(request.match_info["id"])
+        self.maybe_ai(rec, game)  # picks up a game whose AI reply was lost (engine down, replica restarted)
+        return web.json_response(view(rec, game))
+
+    async def play(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        move = body.get("move")
+        if not isinstance(move, str) or move.lower() in ("pass", RESIGN):
+            raise bad_request(web.HTTPBadRequest, "move must be a vertex such as 'D4' (use /pass or /resign)")
+        return web.json_response(await self.apply(request.match_info["id"], body.get("token"), move))
+
+    async def pass_turn(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        return web.json_response(await self.apply(request.match_info["id"], body.get("token"), "pass"))
+
+    async def resign(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        return web.json_response(await self.apply(request.match_info["id"], body.get("token"), RESIGN))
+
+    async def sgf(self, request: web.Request) -> web.Response:
+        rec, game = await self.load(request.match_info["id"])
+        black = "tengen AI" if rec.ai_color == BLACK else "Black"
+        white = "tengen AI" if rec.ai_color == WHITE else "White"
+        return web.Response(
+            text=game.sgf(black, white),
+            content_type="application/x-go-sgf",
+            headers={"Content-Disposition": f'attachment; filename="tengen-{rec.id}.sgf"'},
+        )
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        rec, game = await self.load(request.match_info["id"])
+        if self.stopping:
+            raise bad_request(web.HTTPServiceUnavailable, "shutting down")
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+
+        async def send(message: str) -> None:
+            if not ws.closed:
+                await ws.send_str(message)
+
+        self.sockets.add(ws)
+        self.metrics.websockets.inc()
+        self.pubsub.subscribe(rec.id, send)
+        try:
+            await ws.send_str(json.dumps({"type": "game", "game": view(rec, game)}))
+            self.maybe_ai(rec, game)
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                    await ws.send_str(json.dumps({"type": "pong"}))
+        finally:
+            self.pubsub.unsubscribe(rec.id, send)
+            self.sockets.discard(ws)
+            self.metrics.websockets.dec()
+        return ws
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        reasons = []
+        for name, check in (
+            ("database", self.store.ping),
+            ("pubsub", self.pubsub.ping),
+            ("engine", self.engine.ready),
+        ):
+            try:
+                await asyncio.wait_for(check(), timeout=5)
+            except Exception as exc:  # any failure makes the replica unready; say which and why
+                reasons.append(f"{name}: {exc!r}")
+        if self.stopping:
+            reasons.append("shutting down")
+        if reasons:
+            return web.json_response({"status": "unready", "reasons": reasons}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def metrics_view(self, request: web.Request) -> web.Response:
+        resp = web.Response(body=generate_latest(self.metrics.registry))
+        resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return resp
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        started = time.monotonic()
+        try:
+            resp = await handler(request)
+            status = resp.status
+        except web.HTTPException as exc:
+            status = exc.status
+            if status < 400:
+                raise
+            text = exc.text if exc.content_type == "application/json" else json.dumps({"error": exc.reason})
+            resp = web.Response(text=text, status=status, content_type="application/json", headers=_keep(exc))
+        elapsed = time.monotonic() - started
+        self.metrics.requests.labels(request.method, route, str(status)).inc()
+        if not route.startswith("/ws"):
+            self.metrics.latency.labels(route).observe(elapsed)
+        # Probes come every few seconds: keep them out of the info log.
+        log.log(
+            logging.DEBUG if route in ("/healthz", "/readyz", "/metrics") else logging.INFO,
+            "request",
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 1),
+                }
+            },
+        )
+        return resp
+
+
+def _keep(exc: web.HTTPException) -> dict:
+    return {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+
+
+async def read_json(request: web.Request) -> dict:
+    """The request's JSON object; 400 for anything else, 413 past MAX_BODY (aiohttp's client_max_size)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=MAX_BODY,
+            actual_size=request.content_length,
+            text=json.dumps({"error": f"the body is larger than {MAX_BODY} bytes"}),
+            content_type="application/json",
+        )
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else {}
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request(web.HTTPBadRequest, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request(web.HTTPBadRequest, "the body must be a JSON object")
+    return body
+
+
+def make_app(settings: Settings) -> web.Application:
+    service = Service(settings)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[service.middleware])
+    app["service"] = service
+    app.on_startup.append(service.on_startup)
+    app.on_shutdown.append(service.on_shutdown)
+    app.on_cleanup.append(service.on_cleanup)
+    app.router.add_post("/api/games", service.create_game)
+    app.router.add_get("/api/games/{id}", service.get_game)
+    app.router.add_post("/api/games/{id}/moves", service.play)
+    app.router.add_post("/api/games/{id}/pass", service.pass_turn)
+    app.router.add_post("/api/games/{id}/resign", service.resign)
+    app.router.add_get("/api/games/{id}/sgf", service.sgf)
+    app.router.add_get("/ws/games/{id}", service.websocket)
+    app.router.add_get("/healthz", service.healthz)
+    app.router.add_get("/readyz", service.readyz)
+    app.router.add_get("/metrics", service.metrics_view)
+    return app

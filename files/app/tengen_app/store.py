@@ -1,0 +1,241 @@
+"""Game storage: SQLite in WAL mode by default, PostgreSQL when DATABASE_URL is set.
+
+Both speak the same small SQL. Every write is guarded by the game's version (the move count
+it was read at), so two replicas racing on one game cannot both write: the loser re-reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Schema migrations, applied in order; schema_version records how far a database has come.
+MIGRATIONS: list[str] = [
+    """CREATE TABLE games (
+        id TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        komi REAL NOT NULL,
+        opponent TEXT NOT NULL,
+        ai_color TEXT,
+        black_token TEXT,
+        white_token TEXT,
+        moves TEXT NOT NULL,
+        result TEXT,
+        version INTEGER NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX games_updated_at ON games (updated_at)",
+]
+
+COLUMNS = (
+    "id, size, komi, opponent, ai_color, black_token, white_token, moves, result, version,"
+    " created_at, updated_at"
+)
+
+
+@dataclass
+class GameRecord:
+    id: str
+    size: int
+    komi: float
+    opponent: str  # "ai" or "human"
+    ai_color: str | None
+    black_token: str | None
+    white_token: str | None
+    moves: list[list[str]]
+    result: str | None
+    version: int
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> GameRecord:
+        values = list(row)
+        values[7] = json.loads(values[7])
+        return cls(*values)
+
+
+class Conflict(Exception):
+    """The game changed since it was read."""
+
+
+class Store:
+    """The interface both backends implement."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def migrate(self) -> int: ...
+    async def ping(self) -> None: ...
+    async def create(self, game: GameRecord) -> None: ...
+    async def get(self, game_id: str) -> GameRecord | None: ...
+    async def update(self, game: GameRecord) -> None: ...
+
+
+class SqliteStore(Store):
+    """One connection used from a worker thread at a time; WAL lets readers go on during a write."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+        self.lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=10000")
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            async with self.lock:
+                self.conn.close()
+                self.conn = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        async with self.lock:
+            return await asyncio.to_thread(fn, *args)
+
+    def _migrate(self) -> int:
+        assert self.conn is not None
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(MIGRATIONS) - current
+
+    async def migrate(self) -> int:
+        return await self._run(self._migrate)
+
+    async def ping(self) -> None:
+        assert self.conn is not None
+        await self._run(lambda: self.conn.execute("SELECT count(*) FROM games").fetchone())
+
+    async def create(self, game: GameRecord) -> None:
+        assert self.conn is not None
+        await self._run(
+            self.conn.execute, f"INSERT INTO games ({COLUMNS}) VALUES ({', '.join('?' * 12)})", _row(game)
+        )
+
+    async def get(self, game_id: str) -> GameRecord | None:
+        assert self.conn is not None
+        row = await self._run(
+            lambda: self.conn.execute(f"SELECT {COLUMNS} FROM games WHERE id = ?", (game_id,)).fetchone()
+        )
+        return GameRecord.from_row(row) if row else None
+
+    async def update(self, game: GameRecord) -> None:
+        assert self.conn is not None
+        cursor = await self._run(self.conn.execute, UPDATE_SQL, _update_args(game))
+        if cursor.rowcount != 1:
+            raise Conflict(game.id)
+        game.version += 1
+
+
+class PostgresStore(Store):
+    """psycopg's async connection; one connection, serialised, is plenty for a backend replica here."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: Any = None
+        self.lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        import psycopg
+
+        self.conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+            self.conn = None
+
+    async def _execute(self, sql: str, args: tuple = ()) -> Any:
+        async with self.lock:
+            if self.conn is None or self.conn.closed:
+                await self.open()
+            return await self.conn.execute(sql.replace("?", "%s"), args)
+
+    async def migrate(self) -> int:
+        async with self.lock:
+            # An advisory lock keeps two replicas from migrating at the same time.
+            async with self.conn.transaction():
+                await self.conn.execute("SELECT pg_advisory_xact_lock(31337)")
+                await self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+                )
+                row = await (await self.conn.execute("SELECT max(version) FROM schema_version")).fetchone()
+                current = row[0] or 0
+                for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+                    await self.conn.execute(sql)
+                    await self.conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+        return len(MIGRATIONS) - current
+
+    async def ping(self) -> None:
+        await self._execute("SELECT count(*) FROM games")
+
+    async def create(self, game: GameRecord) -> None:
+        await self._execute(f"INSERT INTO games ({COLUMNS}) VALUES ({', '.join('?' * 12)})", _row(game))
+
+    async def get(self, game_id: str) -> GameRecord | None:
+        async with self.lock:
+            cursor = await self.conn.execute(f"SELECT {COLUMNS} FROM games WHERE id = %s", (game_id,))
+            row = await cursor.fetchone()
+        return GameRecord.from_row(row) if row else None
+
+    async def update(self, game: GameRecord) -> None:
+        cursor = await self._execute(UPDATE_SQL, _update_args(game))
+        if cursor.rowcount != 1:
+            raise Conflict(game.id)
+        game.version += 1
+
+
+UPDATE_SQL = (
+    "UPDATE games SET moves = ?, result = ?, version = version + 1, updated_at = ?"
+    " WHERE id = ? AND version = ?"
+)
+
+
+def _row(game: GameRecord) -> tuple:
+    return (
+        game.id,
+        game.size,
+        game.komi,
+        game.opponent,
+        game.ai_color,
+        game.black_token,
+        game.white_token,
+        json.dumps(game.moves),
+        game.result,
+        game.version,
+        game.created_at,
+        game.updated_at,
+    )
+
+
+def _update_args(game: GameRecord) -> tuple:
+    game.updated_at = time.time()
+    return (json.dumps(game.moves), game.result, game.updated_at, game.id, game.version)
+
+
+def make_store(database_url: str | None, db_path: str) -> Store:
+    if database_url:
+        if not database_url.startswith(("postgres://", "postgresql://")):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+        return PostgresStore(database_url)
+    return SqliteStore(db_path)

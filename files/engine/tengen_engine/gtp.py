@@ -1,0 +1,96 @@
+"""One engine process spoken to over GTP on its stdin/stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+log = logging.getLogger("tengen.engine.gtp")
+
+
+class GtpError(Exception):
+    """The engine answered `? message` to a command."""
+
+
+class EngineDied(Exception):
+    """The process exited or closed its output."""
+
+
+class GtpProcess:
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.proc: asyncio.subprocess.Process | None = None
+        self.name = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            limit=1 << 20,
+        )
+        # KataGo loads its network before it answers; the first reply says the engine is usable.
+        self.name = (await self.commands(["name"]))[0]
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        with contextlib.suppress(Exception):
+            await self.proc.wait()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def commands(self, commands: list[str]) -> list[str]:
+        """Send every command at once (GTP answers in order), then read the answers.
+
+        Raises GtpError for the first refused command, after draining the rest so that
+        the process stays in step for the next request.
+        """
+        if not self.alive:
+            raise EngineDied("the engine process is not running")
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            self.proc.stdin.write("".join(f"{command}\n" for command in commands).encode())
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise EngineDied("the engine process closed its input") from exc
+        answers, error = [], None
+        for command in commands:
+            ok, text = await self._read_answer()
+            if not ok and error is None:
+                error = GtpError(f"{command}: {text}")
+            answers.append(text)
+        if error is not None:
+            raise error
+        return answers
+
+    async def _read_answer(self) -> tuple[bool, str]:
+        assert self.proc is not None and self.proc.stdout is not None
+        lines: list[str] = []
+        while True:
+            raw = await self.proc.stdout.readline()
+            if not raw:
+                raise EngineDied("the engine process exited")
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            if not line.strip():
+                if lines:
+                    break
+                continue
+            lines.append(line)
+        first = lines[0]
+        return first.startswith("="), "\n".join([first[1:].strip(), *lines[1:]]).strip()

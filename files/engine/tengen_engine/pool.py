@@ -1,0 +1,106 @@
+"""A pool of engine processes with a bounded queue in front of it.
+
+A request that would wait behind more than `queue` others is refused at once (the caller
+answers 503), so that a burst cannot pile up requests that would time out anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from .gtp import EngineDied, GtpProcess
+
+T = TypeVar("T")
+log = logging.getLogger("tengen.engine.pool")
+
+
+class PoolFull(Exception):
+    pass
+
+
+class PoolTimeout(Exception):
+    pass
+
+
+class Pool:
+    def __init__(self, argv: list[str], processes: int, queue: int, timeout: float) -> None:
+        self.argv = argv
+        self.engines = [GtpProcess(argv) for _ in range(processes)]
+        self.queue = queue
+        self.timeout = timeout
+        self.idle: asyncio.Queue[GtpProcess] = asyncio.Queue()
+        self.inflight = 0
+        self.restarts = 0
+        self.on_restart: Callable[[], None] = lambda: None
+        self.watcher: asyncio.Task | None = None
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.inflight - len(self.engines))
+
+    @property
+    def ready(self) -> bool:
+        return any(engine.alive for engine in self.engines)
+
+    async def start(self) -> None:
+        await asyncio.gather(*(engine.start() for engine in self.engines))
+        for engine in self.engines:
+            self.idle.put_nowait(engine)
+        self.watcher = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
+        await asyncio.gather(*(engine.stop() for engine in self.engines))
+
+    async def _restart(self, engine: GtpProcess) -> None:
+        log.warning("restarting engine process", extra={"fields": {"pid": engine.pid}})
+        self.restarts += 1
+        self.on_restart()
+        await engine.restart()
+
+    async def _watch(self) -> None:
+        """Replace idle processes that died (killed, out of memory) before a request finds them dead."""
+        while True:
+            await asyncio.sleep(1)
+            for _ in range(self.idle.qsize()):
+                engine = self.idle.get_nowait()
+                try:
+                    if not engine.alive:
+                        await self._restart(engine)
+                except Exception:
+                    log.exception("engine restart failed; trying again")
+                finally:
+                    self.idle.put_nowait(engine)
+
+    async def run(self, job: Callable[[GtpProcess], Awaitable[T]]) -> T:
+        if self.inflight >= len(self.engines) + self.queue:
+            raise PoolFull()
+        self.inflight += 1
+        try:
+            engine = await self.idle.get()
+            try:
+                return await asyncio.wait_for(self._run(engine, job), self.timeout)
+            except TimeoutError:
+                # The process is mid-thought and out of step with us: replace it.
+                await self._restart(engine)
+                raise PoolTimeout() from None
+            finally:
+                self.idle.put_nowait(engine)
+        finally:
+            self.inflight -= 1
+
+    async def _run(self, engine: GtpProcess, job: Callable[[GtpProcess], Awaitable[T]]) -> T:
+        if not engine.alive:
+            await self._restart(engine)
+        try:
+            return await job(engine)
+        except EngineDied:
+            await self._restart(engine)  # it died under this request: one more try on a fresh process
+            return await job(engine)

@@ -1,0 +1,164 @@
+// tengen's web client: one page, no build step. Moves go over HTTP; every change comes back
+// over the game's WebSocket, so the board only ever shows what the server holds.
+"use strict";
+
+const COLUMNS = "ABCDEFGHJKLMNOPQRST";
+const SVG = "http://www.w3.org/2000/svg";
+const $ = (id) => document.getElementById(id);
+let current = null; // {id, token, game}
+let socket = null;
+let retry = 0;
+
+function vertex(x, y, size) { return COLUMNS[x] + (size - y); }
+function point(v, size) { return [COLUMNS.indexOf(v[0]), size - parseInt(v.slice(1), 10)]; }
+
+async function api(path, body) {
+  const response = await fetch("/api" + path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  return data;
+}
+
+function say(text) { $("message").textContent = text || ""; }
+
+function el(name, attrs, parent) {
+  const node = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function stars(size) {
+  const edge = size < 13 ? 2 : 3;
+  const far = size - 1 - edge;
+  const mid = (size - 1) / 2;
+  return size === 19
+    ? [edge, mid, far].flatMap((x) => [edge, mid, far].map((y) => [x, y]))
+    : [[edge, edge], [edge, far], [far, edge], [far, far], [mid, mid]];
+}
+
+function render(game) {
+  const size = game.size;
+  const svg = $("board");
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `-1 -1 ${size + 1} ${size + 1}`);
+  el("rect", { class: "wood", x: -1, y: -1, width: size + 1, height: size + 1 }, svg);
+  for (let i = 0; i < size; i++) {
+    el("line", { x1: 0, y1: i, x2: size - 1, y2: i }, svg);
+    el("line", { x1: i, y1: 0, x2: i, y2: size - 1 }, svg);
+  }
+  for (const [x, y] of stars(size)) el("circle", { class: "star", cx: x, cy: y, r: 0.09 }, svg);
+  game.board.forEach((row, y) => [...row].forEach((c, x) => {
+    if (c !== ".") el("circle", { class: c, cx: x, cy: y, r: 0.47 }, svg);
+  }));
+  const last = game.moves.length ? game.moves[game.moves.length - 1][1] : null;
+  if (last && last !== "pass" && last !== "resign") {
+    const [x, y] = point(last, size);
+    el("circle", { class: "last", cx: x, cy: y, r: 0.2 }, svg);
+  }
+  const mine = myColor(game);
+  const myTurn = game.status === "active" && game.to_play === mine;
+  if (myTurn) {
+    game.board.forEach((row, y) => [...row].forEach((c, x) => {
+      if (c !== ".") return;
+      const hit = el("rect", { class: "hit", x: x - 0.5, y: y - 0.5, width: 1, height: 1 }, svg);
+      hit.addEventListener("click", () => act(`/games/${game.id}/moves`, { move: vertex(x, y, size) }));
+    }));
+  }
+  const name = { B: "Black", W: "White" };
+  $("turn").textContent = game.status === "finished"
+    ? `Game over: ${game.result}` + (game.score ? ` (B ${game.score.black}, W ${game.score.white})` : "")
+    : (myTurn ? "Your move" : `${name[game.to_play]} to play`) + ` · you are ${name[mine]}`;
+  $("captures").textContent = `captures B ${game.captures.B} · W ${game.captures.W}`;
+  $("pass").disabled = $("resign").disabled = !myTurn;
+  $("sgf").href = `/api/games/${game.id}/sgf`;
+}
+
+function myColor(game) {
+  if (current.colors) return game.to_play || "B"; // both seats on this page
+  return current.color;
+}
+
+async function act(path, body) {
+  say("");
+  try {
+    const token = current.tokens[myColor(current.game)];
+    render(current.game = await api(path, { ...body, token }));
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+function connect() {
+  if (socket) socket.close();
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws/games/${current.id}`);
+  socket = ws;
+  ws.onopen = () => { retry = 0; $("connection").textContent = "live"; $("connection").classList.add("live"); };
+  ws.onmessage = (event) => {
+    const data = JSON.parse(event.data);
+    if (data.type === "game" && (!current.game || data.game.version >= current.game.version)) {
+      render(current.game = data.game);
+    } else if (data.type === "error") {
+      say(data.error);
+    }
+  };
+  ws.onclose = () => {
+    $("connection").textContent = "reconnecting";
+    $("connection").classList.remove("live");
+    if (socket !== ws) return;
+    // 1012 (server restart) and network drops alike: come back with a growing pause.
+    retry = Math.min(retry + 1, 6);
+    setTimeout(() => { if (socket === ws) connect(); }, 250 * 2 ** retry);
+  };
+}
+
+function open(id, tokens, both) {
+  const colors = Object.keys(tokens);
+  current = { id, tokens, color: colors[0], colors: both && colors.length === 2, game: null };
+  location.hash = new URLSearchParams({ game: id, ...Object.fromEntries(colors.map((c) => [c, tokens[c]])) });
+  $("game").hidden = false;
+  connect();
+}
+
+$("new-game").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  say("");
+  try {
+    const data = await api("/games", {
+      size: parseInt(form.get("size"), 10),
+      komi: parseFloat(form.get("komi")),
+      opponent: form.get("opponent"),
+      color: form.get("color"),
+    });
+    const mine = form.get("color") === "black" ? "B" : "W";
+    const tokens = { [mine]: data.tokens[mine] };
+    open(data.game.id, tokens, false);
+    render(current.game = data.game);
+    const other = mine === "B" ? "W" : "B";
+    $("invite").hidden = !data.tokens[other];
+    if (data.tokens[other]) {
+      $("invite-link").value = `${location.origin}${location.pathname}#game=${data.game.id}&${other}=${data.tokens[other]}`;
+    }
+  } catch (error) {
+    say(error.message);
+  }
+});
+
+$("pass").addEventListener("click", () => act(`/games/${current.id}/pass`, {}));
+$("resign").addEventListener("click", () => {
+  if (confirm("Resign this game?")) act(`/games/${current.id}/resign`, {});
+});
+
+// A link (or a reload) with #game=...&B=... or &W=... resumes the game with that seat.
+const params = new URLSearchParams(location.hash.slice(1));
+if (params.get("game")) {
+  const tokens = {};
+  for (const c of ["B", "W"]) if (params.get(c)) tokens[c] = params.get(c);
+  if (Object.keys(tokens).length) open(params.get("game"), tokens, Object.keys(tokens).length === 2);
+}

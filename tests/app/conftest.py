@@ -1,0 +1,40 @@
+"""Fixtures for the backend tests: a real engine gateway (GNU Go), backends, PostgreSQL, Redis."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+from service_servers import APP_DIR, Postgres, Redis, Server, start_backend, start_engine
+
+sys.path.insert(0, str(APP_DIR))
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The engine gateway with GNU Go at level 1: quick enough for the AI's replies in tests."""
+    server = start_engine(tmp_path_factory.mktemp("engine"), TENGEN_ENGINE_PROCESSES="2")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def backend(tmp_path, engine: Server) -> Iterator[Server]:
+    server = start_backend(tmp_path, engine.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    server = Redis().start()
+    yield server
+    server.stop()
