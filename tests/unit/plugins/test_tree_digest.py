@@ -61,6 +61,10 @@ def test_lookup_through_ansible(tree, tmp_path_factory):
         [
             str(Path(sys.executable).parent / "ansible"),
             "localhost",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
             "-m",
             "ansible.builtin.debug",
             "-a",
