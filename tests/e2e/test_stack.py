@@ -47,7 +47,9 @@ def wait_until_served(base, ctx, game_id: str, timeout: float = 240) -> dict:
 def test_killed_backend_comes_back_with_the_games(sandbox, base, ctx):
     game = play_vs_ai(base, ctx, move="C3")
     live = ledger(sandbox)["releases"][0]["slot"]
-    sandbox.exec("docker", "kill", f"tengen-backend-{live}-1")
+    # A crash, not `docker kill` (Docker treats that as an operator's stop and does not restart).
+    pid = sandbox.exec("docker", "inspect", "-f", "{{.State.Pid}}", f"tengen-backend-{live}-1").stdout.strip()
+    sandbox.exec("kill", "-9", pid.decode())
     stored = wait_until_served(base, ctx, game.game_id)
     assert [m[1] for m in stored["moves"][:2]] == ["C3", game.ai_move]
 
