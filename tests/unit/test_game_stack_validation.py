@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.unit.test_playbooks import assert_refused, run_cases
@@ -15,7 +13,7 @@ CASES = {
     "mutable-image": ({"game_stack_web_image": "tengen/web:latest"}, "game_stack_web_image"),
     "colliding-ports": ({"game_stack_https_port": 80}, "game_stack_https_port"),
     "engine-memory-too-low": ({"game_stack_engine_memory_limit": "512m"}, "game_stack_engine_memory_limit"),
-    "engine-memory-not-a-size": ({"game_stack_engine_memory_limit": "lots"}, "game_stack_engine_memory_limit"),
+    "engine-memory-no-size": ({"game_stack_engine_memory_limit": "lots"}, "game_stack_engine_memory_limit"),
     "unknown-delivery": ({"game_stack_image_delivery": "carrier-pigeon"}, "game_stack_image_delivery"),
     "pull-without-images": ({"game_stack_image_delivery": "pull"}, "game_stack_backend_image"),
     "unknown-environment": ({"game_stack_environment": "staging"}, "game_stack_environment"),
