@@ -73,6 +73,9 @@ asyncio.run(main())
 """
 
 
+INVENTORY: list[str] = []  # -i INVENTORY when --inventory is given
+
+
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, check=False, **kw)
 
@@ -101,7 +104,13 @@ def bench_release(base: str, ctx) -> None:
     started = time.monotonic()
     with SteadyLoad(base, ctx, game.game_id, rate=20) as load:
         proc = run(
-            [str(BIN / "ansible-playbook"), "playbooks/deploy.yml", "-e", f"game_stack_backend_image={tag}"]
+            [
+                str(BIN / "ansible-playbook"),
+                *INVENTORY,
+                "playbooks/deploy.yml",
+                "-e",
+                f"game_stack_backend_image={tag}",
+            ]
         )
     took = time.monotonic() - started
     status = "ok" if proc.returncode == 0 else "FAILED"
@@ -113,7 +122,7 @@ def bench_release(base: str, ctx) -> None:
 
 def bench_noop_site() -> None:
     started = time.monotonic()
-    proc = run([str(BIN / "ansible-playbook"), "site.yml"])
+    proc = run([str(BIN / "ansible-playbook"), *INVENTORY, "site.yml"])
     took = time.monotonic() - started
     changed = sum(int(m) for m in re.findall(r"changed=(\d+)", proc.stdout))
     print(f"no-op site.yml: {took:.1f} s (changed={changed}, rc={proc.returncode})")
@@ -160,7 +169,14 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--moves", type=int, default=20)
     parser.add_argument("--skip-release", action="store_true")
+    parser.add_argument("--inventory", help="another sandbox's inventory (default: ansible.cfg's)")
+    parser.add_argument("--vm", help="that sandbox's container (default: $TENGEN_SANDBOX or tengen-sandbox)")
     args = parser.parse_args()
+    global VM
+    if args.inventory:
+        INVENTORY.extend(["-i", args.inventory])
+    if args.vm:
+        VM = args.vm
     ctx = https_context(args.ca)
     if not args.skip_release:
         bench_release(args.url, ctx)
