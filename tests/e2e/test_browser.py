@@ -59,8 +59,9 @@ def test_play_a_move_against_the_ai_in_a_browser(sandbox, browser_home):
         try:
             page = browser.new_page(viewport={"width": 480, "height": 800})  # a phone-sized screen
             response = page.goto(url)
+            # No certificate error to ignore: Chromium trusted the chain through the NSS database.
             assert response is not None and response.ok
-            assert response.security_details()["subjectName"] == "localhost"
+            assert page.url.startswith("https://localhost:")
             page.click("#new-game button[type=submit]")
             page.wait_for_selector("#connection.live", timeout=30_000)
             # Empty 9x9 board: 81 clickable points in row order; the 41st is the centre, E5.
