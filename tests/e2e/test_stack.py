@@ -98,13 +98,14 @@ async def _wait_for_close(url: str, ctx, started: asyncio.Event, timeout: float)
 def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, base, ctx):
     before = ledger(sandbox)
     live_image = before["releases"][0]["images"]["backend"]
-    build_variant(live_image, "e2e-broken", broken=True)
+    tag = f"e2e-broken-{int(time.time())}"  # a new tag per run: tags are immutable
+    build_variant(live_image, tag, broken=True)
     game = play_vs_ai(base, ctx, move="D4")
     with SteadyLoad(base, ctx, game.game_id) as load:
         proc = sandbox.ansible_playbook(
             "playbooks/deploy.yml",
             "-e",
-            "game_stack_backend_image=tengen/backend:e2e-broken",
+            f"game_stack_backend_image=tengen/backend:{tag}",
             "-e",
             "game_stack_health_timeout=90",
         )
@@ -115,12 +116,13 @@ def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, b
     after = ledger(sandbox)
     assert after["releases"][0] == before["releases"][0]
     running = sandbox.exec("docker", "ps", "--format", "{{.Image}}").stdout.decode().split()
-    assert live_image in running and "tengen/backend:e2e-broken" not in running
+    assert live_image in running and f"tengen/backend:{tag}" not in running
 
 
 def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox, base, ctx):
     before = ledger(sandbox)["releases"][0]
-    build_variant(before["images"]["backend"], "e2e-good", broken=False)
+    tag = f"e2e-good-{int(time.time())}"
+    build_variant(before["images"]["backend"], tag, broken=False)
     game = play_vs_ai(base, ctx, move="F6")
     ws_url = base.replace("https://", "wss://") + f"/ws/games/{game.game_id}"
 
@@ -128,7 +130,7 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
         started = asyncio.Event()
         watcher = asyncio.create_task(_wait_for_close(ws_url, ctx, started, timeout=900))
         await started.wait()
-        new_image = "game_stack_backend_image=tengen/backend:e2e-good"
+        new_image = f"game_stack_backend_image=tengen/backend:{tag}"
         proc = await asyncio.to_thread(sandbox.ansible_playbook, "playbooks/deploy.yml", "-e", new_image)
         return proc, await asyncio.wait_for(watcher, 60)
 
@@ -140,7 +142,7 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
     # The old backend closed its WebSockets with 1012 (service restart): clients reconnect.
     assert close_code == 1012
     after = ledger(sandbox)["releases"]
-    assert after[0]["images"]["backend"] == "tengen/backend:e2e-good"
+    assert after[0]["images"]["backend"] == f"tengen/backend:{tag}"
     assert after[0]["slot"] != before["slot"]
     assert after[1]["id"] == before["id"]
     assert play_vs_ai(base, ctx, move="E5").ai_move  # the new backend plays
