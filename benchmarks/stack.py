@@ -37,7 +37,8 @@ WS_CLIENT = r"""
 import asyncio, json, ssl, sys, time, statistics, resource
 import aiohttp
 url, api, n, moves, sni = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 ctx = ssl.create_default_context(cafile="/ca.crt") if url.startswith("wss") else None
 extra = {"server_hostname": sni} if ctx else {}
 async def main():
@@ -141,7 +142,7 @@ def bench_websockets(sockets: int, moves: int) -> None:
         proc = vm(
             "docker", "run", "--rm", "-i", "--network", "tengen_default",
             "-v", "/var/lib/tengen-caddy/data/caddy/pki/authorities/local/root.crt:/ca.crt:ro",
-            "--user", "0", "--ulimit", "nofile=65536:65536", "--entrypoint", "python3", image,
+            "--user", "0", "--entrypoint", "python3", image,
             "-", url, api, str(sockets), str(moves), "localhost",
             input=WS_CLIENT,
         )  # fmt: skip
@@ -178,9 +179,9 @@ def main() -> None:
     if args.vm:
         VM = args.vm
     ctx = https_context(args.ca)
+    bench_noop_site()  # first: after a release to another image, site.yml would release back
     if not args.skip_release:
         bench_release(args.url, ctx)
-    bench_noop_site()
     bench_websockets(args.sockets, args.moves)
 
 
