@@ -40,7 +40,7 @@ url, api, n, moves, sni = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.ar
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 ctx = ssl.create_default_context(cafile="/ca.crt") if url.startswith("wss") else None
-extra = {"server_hostname": sni} if ctx else {}
+extra = {"server_hostname": sni, "headers": {"Host": sni}} if ctx else {}
 async def main():
     conn = aiohttp.TCPConnector(limit=0, ssl=ctx or False)
     async with aiohttp.ClientSession(connector=conn) as s:
