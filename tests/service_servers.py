@@ -6,12 +6,12 @@ started it. PostgreSQL refuses to run as root, so as root it runs as the `postgr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,29 +21,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import aiohttp
+
+from tests.conftest import REPO, free_port, wait_for_http
+
 APP_DIR = REPO / "files" / "app"
 ENGINE_DIR = REPO / "files" / "engine"
 GNUGO = shutil.which("gnugo", path=f"{os.environ.get('PATH', '')}:/usr/games") or "/usr/games/gnugo"
-
-
-# The same helpers as tests/conftest.py; importing "conftest" by name is ambiguous under pytest.
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer within {timeout} s") from None
-            time.sleep(0.1)
 
 
 @dataclass
@@ -206,3 +190,25 @@ class Redis:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+# Game API helpers shared by the backend tests and the benchmark.
+def create(backend: Server, **body) -> tuple[dict, dict]:
+    status, data = request("POST", f"{backend.url}/api/games", body)
+    assert status == 201, data
+    return data["game"], data["tokens"]
+
+
+def play(backend: Server, game_id: str, token: str, move: str) -> tuple[int, dict]:
+    if move in ("pass", "resign"):
+        return request("POST", f"{backend.url}/api/games/{game_id}/{move}", {"token": token})
+    return request("POST", f"{backend.url}/api/games/{game_id}/moves", {"token": token, "move": move})
+
+
+async def next_game(ws: aiohttp.ClientWebSocketResponse, timeout: float = 20) -> dict:
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        data = json.loads(msg.data)
+        if data["type"] == "game":
+            return data["game"]

@@ -6,7 +6,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from service_servers import APP_DIR, Postgres, Redis, Server, start_backend, start_engine
+
+from tests.service_servers import APP_DIR, Postgres, Redis, Server, start_backend, start_engine
 
 sys.path.insert(0, str(APP_DIR))
 
@@ -19,9 +20,10 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture
-def backend(tmp_path, engine: Server) -> Iterator[Server]:
-    server = start_backend(tmp_path, engine.url)
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory, engine: Server) -> Iterator[Server]:
+    """One backend (SQLite) for a module's tests: each test makes its own games."""
+    server = start_backend(tmp_path_factory.mktemp("backend"), engine.url)
     yield server
     server.stop()
 

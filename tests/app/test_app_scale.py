@@ -6,13 +6,15 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import psycopg
-from service_servers import APP_DIR, Postgres, Redis, Server, request, start_backend
-from test_app_api import create, next_game, play
+
+from tests.app.test_app_api import create, next_game, play
+from tests.service_servers import APP_DIR, Postgres, Redis, Server, request, start_backend
 
 
 def fresh_database(postgres: Postgres) -> str:
@@ -107,3 +109,48 @@ def test_two_backends_serve_one_game_through_redis_and_postgresql(
     finally:
         one.stop()
         two.stop()
+
+
+def test_replicas_resubscribe_after_redis_restarts(tmp_path, engine: Server, postgres: Postgres) -> None:
+    redis_server = Redis().start()  # its own server: this test stops it
+    url = fresh_database(postgres)
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_server.url}
+    one = start_backend(tmp_path, engine.url, **env)
+    two = start_backend(tmp_path, engine.url, **env)
+    try:
+        game, tokens = create(one, size=9, opponent="human")
+        redis_server.stop()
+        status, data = request("GET", f"{two.url}/readyz")
+        assert status == 503 and any(reason.startswith("pubsub") for reason in data["reasons"])
+        redis_server.start()  # the same port again
+        wait_until_ready(two)
+
+        async def move_seen_elsewhere() -> dict:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"{two.url}/ws/games/{game['id']}") as ws:
+                    await next_game(ws)
+                    # The subscriber reconnects within a few seconds; until then a push may be missed.
+                    for attempt, vertex in enumerate(("E5", "D4", "C3", "F6", "G7", "B2")):
+                        color = "B" if attempt % 2 == 0 else "W"
+                        assert (await asyncio.to_thread(play, one, game["id"], tokens[color], vertex))[
+                            0
+                        ] == 200
+                        try:
+                            return await next_game(ws, timeout=3)
+                        except TimeoutError:
+                            continue
+                    raise AssertionError("no move reached the other replica after Redis came back")
+
+        seen = asyncio.run(move_seen_elsewhere())
+        assert seen["moves"] and seen["moves"][-1][0] in ("B", "W")
+    finally:
+        one.stop()
+        two.stop()
+        redis_server.stop()
+
+
+def wait_until_ready(server: Server, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while request("GET", f"{server.url}/readyz")[0] != 200:
+        assert time.monotonic() < deadline, request("GET", f"{server.url}/readyz")
+        time.sleep(0.2)

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from service_servers import APP_DIR, Server, start_engine
+
+from tests.service_servers import APP_DIR, Server, start_engine
 
 sys.path.insert(0, str(APP_DIR))
 

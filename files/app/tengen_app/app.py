@@ -106,7 +106,8 @@ class Service:
         self.metrics = Metrics()
         self.sockets: set[web.WebSocketResponse] = set()
         self.ai_tasks: dict[str, asyncio.Task] = {}
-        self.locks: dict[str, asyncio.Lock] = {}
+        # Writes to one game are serialised within a replica; striped locks keep the set bounded.
+        self.locks = [asyncio.Lock() for _ in range(64)]
         self.stopping = False
 
     # -- life cycle
@@ -146,8 +147,7 @@ class Service:
 
     async def apply(self, game_id: str, token: str | None, vertex: str, by: str = "player") -> dict:
         """Play, pass or resign for the colour the token stands for (or the AI), and tell the watchers."""
-        lock = self.locks.setdefault(game_id, asyncio.Lock())
-        async with lock:
+        async with self.locks[hash(game_id) % len(self.locks)]:
             for _ in range(5):
                 rec, game = await self.load(game_id)
                 color = rec.ai_color if by == "ai" else self.color_of(rec, token)
@@ -191,6 +191,12 @@ class Service:
         task.add_done_callback(lambda _: self.ai_tasks.pop(rec.id, None))
 
     async def ai_move(self, game_id: str) -> None:
+        try:
+            await self._ai_move(game_id)
+        except Exception:  # a background task: nobody else would see the error
+            log.exception("AI move failed", extra={"fields": {"game": game_id}})
+
+    async def _ai_move(self, game_id: str) -> None:
         for attempt in range(3):
             rec, game = await self.load(game_id)
             if game.finished or game.to_play != rec.ai_color:

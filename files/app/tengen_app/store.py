@@ -193,9 +193,9 @@ class PostgresStore(Store):
         await self._execute(f"INSERT INTO games ({COLUMNS}) VALUES ({', '.join('?' * 12)})", _row(game))
 
     async def get(self, game_id: str) -> GameRecord | None:
-        async with self.lock:
-            cursor = await self.conn.execute(f"SELECT {COLUMNS} FROM games WHERE id = %s", (game_id,))
-            row = await cursor.fetchone()
+        # psycopg's client-side cursor holds the whole result once execute returns.
+        cursor = await self._execute(f"SELECT {COLUMNS} FROM games WHERE id = ?", (game_id,))
+        row = await cursor.fetchone()
         return GameRecord.from_row(row) if row else None
 
     async def update(self, game: GameRecord) -> None:

@@ -80,13 +80,19 @@ class Pool:
                     self.idle.put_nowait(engine)
 
     async def run(self, job: Callable[[GtpProcess], Awaitable[T]]) -> T:
+        """Run `job` on a free process within the timeout, waiting in the queue included."""
         if self.inflight >= len(self.engines) + self.queue:
             raise PoolFull()
         self.inflight += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         try:
-            engine = await self.idle.get()
             try:
-                return await asyncio.wait_for(self._run(engine, job), self.timeout)
+                engine = await asyncio.wait_for(self.idle.get(), self.timeout)
+            except TimeoutError:
+                raise PoolTimeout() from None
+            try:
+                return await asyncio.wait_for(self._run(engine, job), max(0.01, deadline - loop.time()))
             except TimeoutError:
                 # The process is mid-thought and out of step with us: replace it.
                 await self._restart(engine)

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Benchmark the SQLite backup under a steady write load and print the figures.
+
+    python benchmarks/backup.py [--size-mb 1024] [--writers 2] [--rate 20] [--dir /var/tmp]
+
+Builds a WAL database of about --size-mb (game-like rows: half random, half repetitive, so it
+compresses roughly as real move logs do), starts --writers processes that each commit --rate small
+transactions per second and time every commit, then measures:
+  * `cp` of the database file, then an online backup (copy, integrity_check, gzip, sha256, manifest):
+    the backup's time as a ratio to cp's;
+  * the writers' p50/p99 commit latency during a quiet window against during the backup;
+  * restore time (checksum, decompress, sha256, integrity_check, row counts) and the compressed size.
+Figures vary with the machine and its load; they are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup as sb  # noqa: E402
+
+
+def build(path: Path, size_mb: int) -> int:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("CREATE TABLE games(id INTEGER PRIMARY KEY, black TEXT, white TEXT, sgf TEXT)")
+    conn.execute("CREATE TABLE moves(id INTEGER PRIMARY KEY, game_id INTEGER, payload BLOB)")
+    filler = b"B[dd];W[pp];B[dp];W[pd];" * 20  # repetitive like move logs
+    target = size_mb * 1024 * 1024
+    n = 0
+    while True:
+        rows = [(i % 5000 + 1, os.urandom(480) + filler) for i in range(n, n + 20_000)]
+        conn.executemany("INSERT INTO moves(game_id, payload) VALUES (?, ?)", rows)
+        conn.commit()
+        n += len(rows)
+        pages, page_size = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
+        if pages * page_size >= target:
+            break
+    conn.executemany("INSERT INTO games(black, white, sgf) VALUES ('b', 'w', ?)", [("(;GM[1])",)] * 5000)
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return n
+
+
+def writer(db: str, rate: float, stop, out) -> None:
+    conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+    conn.execute("PRAGMA synchronous=NORMAL")  # the usual setting for WAL
+    period = 1.0 / rate
+    samples: list[tuple[float, float]] = []
+    next_at = time.monotonic()
+    while not stop.is_set():
+        start = time.monotonic()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO moves(game_id, payload) VALUES (1, ?)", (os.urandom(200),))
+        conn.execute("COMMIT")
+        samples.append((start, time.monotonic() - start))
+        next_at += period
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    out.send(samples)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--writers", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=20.0, help="commits per second per writer")
+    parser.add_argument("--quiet-seconds", type=float, default=15.0)
+    parser.add_argument("--compression", default="gzip", choices=list(sb.COMPRESSIONS))
+    parser.add_argument("--dir", default="/var/tmp")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tengen-bench-", dir=args.dir))
+    try:
+        db = work / "tengen.db"
+        t = time.monotonic()
+        rows = build(db, args.size_mb)
+        size = db.stat().st_size
+        print(f"database: {size / 2**20:.0f} MiB, {rows} rows, built in {time.monotonic() - t:.1f} s")
+
+        t = time.monotonic()
+        subprocess.run(["cp", str(db), str(work / "cp.db")], check=True)
+        subprocess.run(["sync", str(work / "cp.db")], check=True)  # the backup fsyncs too
+        cp_time = time.monotonic() - t
+        (work / "cp.db").unlink()
+
+        stop = mp.Event()
+        pipes, procs = [], []
+        for _ in range(args.writers):
+            recv, send = mp.Pipe(duplex=False)
+            proc = mp.Process(target=writer, args=(str(db), args.rate, stop, send))
+            proc.start()
+            pipes.append(recv)
+            procs.append(proc)
+        time.sleep(1.0)
+        quiet = (time.monotonic(), time.monotonic() + args.quiet_seconds)
+        time.sleep(args.quiet_seconds)
+        c0 = time.monotonic()
+        sb.online_copy(str(db), str(work / "copy-only.db"))
+        c1 = time.monotonic()
+        (work / "copy-only.db").unlink()
+        time.sleep(1.0)
+        b0 = time.monotonic()
+        result = sb.create_backup(str(db), str(work / "backups"), compression=args.compression)
+        b1 = time.monotonic()
+        stop.set()
+        samples = [s for pipe in pipes for s in pipe.recv()]
+        for proc in procs:
+            proc.join()
+
+        during = [lat for at, lat in samples if b0 <= at <= b1]
+        copying = [lat for at, lat in samples if c0 <= at <= c1]
+        before = [lat for at, lat in samples if quiet[0] <= at <= quiet[1]]
+
+        t = time.monotonic()
+        sb.unpack_backup(result.path, result.manifest, str(work / "restored.db"))
+        restore_time = time.monotonic() - t
+
+        m = result.manifest
+        backup_time = b1 - b0
+        print(f"cp + sync of the file:     {cp_time:.1f} s")
+        print(f"online copy alone:         {c1 - c0:.1f} s = {(c1 - c0) / cp_time:.1f} x cp")
+        print(
+            f"online backup ({args.compression}):     {backup_time:.1f} s = {backup_time / cp_time:.1f} x cp"
+        )
+        print("  (copy + integrity_check + compression + sha256 + row counts + manifest, all fsynced)")
+        print(
+            f"writers' commits:          p50 {pct(before, 50):.1f} ms, p99 {pct(before, 99):.1f} ms quiet "
+            f"({len(before)} commits) against p50 {pct(during, 50):.1f} ms, p99 {pct(during, 99):.1f} ms "
+            f"during the backup ({len(during)} commits), max {max(during, default=0) * 1000:.0f} ms"
+        )
+        print(
+            f"  during the online copy alone: p50 {pct(copying, 50):.1f} ms, p99 {pct(copying, 99):.1f} ms "
+            f"({len(copying)} commits)"
+        )
+        print(f"restore (verify + unpack): {restore_time:.1f} s")
+        print(
+            f"compressed size:           {m['file_size'] / 2**20:.0f} MiB of {m['db_size'] / 2**20:.0f} MiB "
+            f"({m['file_size'] / m['db_size']:.0%})"
+        )
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"load average at the end:   {load} on {os.cpu_count()} CPUs")
+        print(f"writers' actual rate:      {len(samples) / (b1 - quiet[0]):.0f} commits/s in all")
+        print(f"rows in the backup:        {m['tables']}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

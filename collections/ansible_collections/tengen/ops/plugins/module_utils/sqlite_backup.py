@@ -1,0 +1,1163 @@
+"""Trustworthy SQLite backups: online copy, verification, compression, encryption, S3, retention.
+
+Shared by the modules ``tengen.ops.sqlite_backup`` / ``tengen.ops.sqlite_restore`` and by the
+``tengen-backup`` command that the VM's systemd timer runs (this same file is installed on the VM as
+``/usr/local/lib/tengen-backup/tengen_sqlite_backup.py``). Standard library only; boto3 (S3) and
+cryptography (client-side encryption) are imported when those features are used.
+
+A backup is two files: the data file ``NAME.db[.gz|.xz][.enc]`` and its manifest ``NAME.json``.
+Both are written atomically (temporary file in the same directory, fsync, rename, fsync of the
+directory), the manifest last: a backup without a manifest is incomplete and never restored.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import datetime as dt
+import functools
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+FORMAT_VERSION = 1
+CHUNK = 1024 * 1024
+ENC_MAGIC = b"TGNBAK1\0"  # file header of an encrypted backup: magic, 12-byte nonce, ciphertext, 16-byte tag
+NONCE_LEN = 12
+TAG_LEN = 16
+COMPRESSIONS = {"gzip": ".gz", "lzma": ".xz", "none": ""}
+SSE_CHOICES = ("AES256", "aws:kms")
+TMP_PREFIX = ".tmp-"
+MIGRATION_TABLES = ("schema_migrations", "migrations", "alembic_version")
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class BackupError(Exception):
+    """A backup or restore step failed; the message says which and why."""
+
+
+class VerificationError(BackupError):
+    """A backup failed verification (checksum, decryption, decompression or integrity)."""
+
+
+# --------------------------------------------------------------------------- files
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_file(path: str, mode: int = 0o600) -> Iterator[IO[bytes]]:
+    """Write ``path`` through a temporary file in the same directory; rename it into place only
+    when the block succeeds, so a crash or a full disk never leaves a partial file under the name."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(directory)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: str, data: bytes, mode: int = 0o600) -> None:
+    with atomic_file(path, mode) as handle:
+        handle.write(data)
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+# --------------------------------------------------------------------------- encryption
+
+
+def load_key(key: str | bytes | None) -> bytes | None:
+    """A 256-bit key given as base64 (``openssl rand -base64 32``) or 64 hex digits."""
+    if key is None or key == "" or key == b"":
+        return None
+    if isinstance(key, bytes):
+        key = key.decode()
+    key = key.strip()
+    raw: bytes | None = None
+    if re.fullmatch(r"[0-9a-fA-F]{64}", key):
+        raw = bytes.fromhex(key)
+    else:
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except ValueError:
+            raw = None
+    if raw is None or len(raw) != 32:
+        raise BackupError(
+            "the encryption key must be 32 random bytes as base64 or hex (openssl rand -base64 32)"
+        )
+    return raw
+
+
+def key_id(key: bytes) -> str:
+    """A fingerprint of the key, stored in the manifest, so that a wrong key is named as such."""
+    return hashlib.sha256(b"tengen-backup-key-id" + key).hexdigest()[:16]
+
+
+def _aes_gcm(key: bytes, nonce: bytes, tag: bytes | None = None) -> Any:
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    except ImportError as exc:  # pragma: no cover - depends on the host
+        raise BackupError(
+            "encryption needs the Python package cryptography (Debian: python3-cryptography)"
+        ) from exc
+    cipher = Cipher(algorithms.AES(key), modes.GCM(nonce, tag))
+    return cipher.decryptor() if tag is not None else cipher.encryptor()
+
+
+# --------------------------------------------------------------------------- database inspection
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_row_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Row counts of every user table: the only use the tools make of the backend's schema."""
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
+    return {name: conn.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0] for name in names}
+
+
+def describe_database(conn: sqlite3.Connection) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
+        "page_count": conn.execute("PRAGMA page_count").fetchone()[0],
+        "user_version": conn.execute("PRAGMA user_version").fetchone()[0],
+        "migrations": None,
+    }
+    tables = table_row_counts(conn)
+    for candidate in MIGRATION_TABLES:
+        if candidate in tables:
+            first_col = conn.execute(f"PRAGMA table_info({_quote(candidate)})").fetchone()[1]
+            latest = conn.execute(f"SELECT max({_quote(first_col)}) FROM {_quote(candidate)}").fetchone()[0]
+            info["migrations"] = {"table": candidate, "rows": tables[candidate], "latest": latest}
+            break
+    info["tables"] = tables
+    return info
+
+
+def integrity_check(path: str) -> str:
+    """``PRAGMA integrity_check`` on a database file; 'ok' or the problems it found."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return f"not a usable database: {exc}"
+    return "ok" if rows == ["ok"] else "; ".join(str(r) for r in rows[:20])
+
+
+def open_existing(path: str, readonly: bool = False) -> sqlite3.Connection:
+    """Open a database that must already exist (sqlite3.connect would create an empty one)."""
+    if not os.path.isfile(path):
+        raise BackupError(f"database {path} does not exist")
+    return sqlite3.connect(f"file:{path}?mode={'ro' if readonly else 'rw'}", uri=True, timeout=30)
+
+
+# --------------------------------------------------------------------------- online copy
+
+
+def online_copy(
+    src_path: str, dest_path: str, pages: int = 1024, max_restarts: int = 3, sleep: float = 0.0
+) -> dict[str, Any]:
+    """Copy a live database with SQLite's backup API into ``dest_path`` (which must not exist).
+
+    In WAL mode a reader never blocks writers, so the copy runs as one step inside one read
+    transaction: a consistent snapshot that holds every transaction committed before it began.
+    In rollback-journal mode a long read would block writers, so the copy goes ``pages`` at a
+    time; SQLite restarts a stepped copy when another connection writes, so after
+    ``max_restarts`` restarts it falls back to one step rather than never finishing.
+    """
+    src = open_existing(src_path)
+    try:
+        journal_mode = src.execute("PRAGMA journal_mode").fetchone()[0].lower()
+        dest = sqlite3.connect(dest_path)
+        try:
+            restarts = 0
+            if journal_mode == "wal":
+                src.backup(dest, pages=-1)
+            else:
+                state = {"remaining": None, "restarts": 0}
+
+                def progress(_status: int, remaining: int, _total: int) -> None:
+                    if state["remaining"] is not None and remaining > state["remaining"]:
+                        state["restarts"] += 1
+                        if state["restarts"] > max_restarts:
+                            raise _RestartLimit
+                    state["remaining"] = remaining
+
+                try:
+                    src.backup(dest, pages=pages, progress=progress, sleep=sleep)
+                except _RestartLimit:
+                    src.backup(dest, pages=-1)
+                restarts = state["restarts"]
+            # The copy must stand alone as one file: no WAL beside it.
+            dest.execute("PRAGMA journal_mode=DELETE")
+            info = describe_database(dest)
+        finally:
+            dest.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"online copy of {src_path} failed: {exc}") from exc
+    finally:
+        src.close()
+    _match_owner(src_path)
+    with open(dest_path, "rb+") as handle:
+        os.fsync(handle.fileno())
+    info["journal_mode"] = journal_mode
+    info["restarts"] = restarts
+    return info
+
+
+def _match_owner(db_path: str) -> None:
+    """A -wal or -shm file this (root) process created must belong to the database's owner, or the
+    backend (another user) could no longer open its own database."""
+    if os.geteuid() != 0:
+        return
+    owner = os.stat(db_path)
+    for side in ("-wal", "-shm"):
+        try:
+            stat = os.stat(db_path + side)
+        except FileNotFoundError:
+            continue
+        if (stat.st_uid, stat.st_gid) != (owner.st_uid, owner.st_gid):
+            os.chown(db_path + side, owner.st_uid, owner.st_gid)
+
+
+class _RestartLimit(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- S3
+
+
+# The s3 option of both modules (AnsibleModule argument_spec form).
+S3_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "bucket": {"type": "str", "required": True},
+    "prefix": {"type": "str", "default": ""},
+    "endpoint_url": {"type": "str"},
+    "region": {"type": "str"},
+    "access_key": {"type": "str", "no_log": True},
+    "secret_key": {"type": "str", "no_log": True},
+    "session_token": {"type": "str", "no_log": True},
+    "sse": {"type": "str", "choices": ["AES256", "aws:kms"]},
+    "sse_kms_key_id": {"type": "str"},
+}
+
+
+@dataclass
+class S3Target:
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    connect_timeout: float = 5.0
+    _client: Any = field(default=None, repr=False)
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError as exc:  # pragma: no cover - depends on the host
+                raise BackupError("S3 uploads need boto3 (Debian: python3-boto3)") from exc
+            config = Config(
+                connect_timeout=self.connect_timeout,
+                read_timeout=60,
+                retries={"max_attempts": 3, "mode": "standard"},
+                s3={"addressing_style": "path"} if self.endpoint_url else None,
+            )
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url or None,
+                region_name=self.region or None,
+                aws_access_key_id=self.access_key or None,
+                aws_secret_access_key=self.secret_key or None,
+                aws_session_token=self.session_token or None,
+                config=config,
+            )
+        return self._client
+
+    def key(self, filename: str) -> str:
+        prefix = self.prefix.strip("/")
+        return f"{prefix}/{filename}" if prefix else filename
+
+    def uri(self, filename: str) -> str:
+        return f"s3://{self.bucket}/{self.key(filename)}"
+
+    def _extra(self) -> dict[str, str]:
+        extra: dict[str, str] = {}
+        if self.sse:
+            extra["ServerSideEncryption"] = self.sse
+            if self.sse == "aws:kms" and self.sse_kms_key_id:
+                extra["SSEKMSKeyId"] = self.sse_kms_key_id
+        return extra
+
+    def upload(self, path: str, filename: str) -> None:
+        self.client().upload_file(path, self.bucket, self.key(filename), ExtraArgs=self._extra() or None)
+
+    def put_bytes(self, data: bytes, filename: str) -> None:
+        self.client().put_object(Bucket=self.bucket, Key=self.key(filename), Body=data, **self._extra())
+
+    def get_bytes(self, filename: str) -> bytes:
+        return self.client().get_object(Bucket=self.bucket, Key=self.key(filename))["Body"].read()
+
+    def download(self, filename: str, dest: str) -> None:
+        self.client().download_file(self.bucket, self.key(filename), dest)
+
+    def list_names(self) -> list[str]:
+        prefix = self.prefix.strip("/")
+        prefix = f"{prefix}/" if prefix else ""
+        names: list[str] = []
+        paginator = self.client().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                rest = obj["Key"][len(prefix) :]
+                if "/" not in rest:
+                    names.append(rest)
+        return names
+
+    def delete(self, filenames: Iterable[str]) -> None:
+        keys = [{"Key": self.key(name)} for name in filenames]
+        for start in range(0, len(keys), 1000):
+            answer = self.client().delete_objects(
+                Bucket=self.bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True}
+            )
+            if answer.get("Errors"):
+                raise BackupError(f"deleting from s3://{self.bucket} failed: {answer['Errors'][:3]}")
+
+
+def s3_from_dict(options: dict[str, Any] | None) -> S3Target | None:
+    if not options or not options.get("bucket"):
+        return None
+    if bool(options.get("access_key")) != bool(options.get("secret_key")):
+        raise BackupError("s3: access_key and secret_key go together")
+    if options.get("sse") and options["sse"] not in SSE_CHOICES:
+        raise BackupError(f"s3: sse must be one of {', '.join(SSE_CHOICES)}")
+    known = {
+        k: options.get(k) for k in S3Target.__dataclass_fields__ if not k.startswith("_") and k in options
+    }
+    return S3Target(**known)
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+@dataclass
+class Backup:
+    """One complete backup as its manifest describes it."""
+
+    manifest: dict[str, Any]
+    # False when the data file's size differs from the manifest's: damaged, never "verified"
+    size_ok: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @functools.cached_property
+    def created(self) -> dt.datetime:
+        return parse_iso(self.manifest["created"])
+
+    @property
+    def file(self) -> str:
+        return self.manifest["file"]
+
+    @property
+    def manifest_file(self) -> str:
+        return f"{self.name}.json"
+
+    @property
+    def verified(self) -> bool:
+        return self.manifest.get("integrity_check") == "ok" and self.size_ok
+
+
+def _parse_manifest(raw: bytes, origin: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise VerificationError(f"manifest {origin} is not valid JSON: {exc}") from exc
+    for key in ("name", "created", "file", "sha256", "db_sha256", "compression"):
+        if key not in manifest:
+            raise VerificationError(f"manifest {origin} lacks {key!r}")
+    return manifest
+
+
+def list_local(backup_dir: str) -> list[Backup]:
+    """Local backups with a manifest and a data file, oldest first (damaged ones too: restoring
+    one must fail loudly, not fall back quietly to an older backup)."""
+    found: list[Backup] = []
+    if not os.path.isdir(backup_dir):
+        return found
+    for entry in sorted(os.listdir(backup_dir)):
+        if not entry.endswith(".json") or entry.startswith(".") or entry == "status.json":
+            continue
+        path = os.path.join(backup_dir, entry)
+        try:
+            with open(path, "rb") as handle:
+                manifest = _parse_manifest(handle.read(), path)
+        except (OSError, VerificationError):
+            continue
+        data = os.path.join(backup_dir, manifest["file"])
+        if os.path.isfile(data):
+            found.append(Backup(manifest, size_ok=os.path.getsize(data) == manifest.get("file_size")))
+    found.sort(key=lambda b: (b.created, b.name))
+    return found
+
+
+def list_s3(target: S3Target) -> list[Backup]:
+    names = set(target.list_names())
+    found: list[Backup] = []
+    for name in sorted(names):
+        if not name.endswith(".json"):
+            continue
+        manifest = _parse_manifest(target.get_bytes(name), target.uri(name))
+        if manifest["file"] in names:
+            found.append(Backup(manifest))
+    found.sort(key=lambda b: (b.created, b.name))
+    return found
+
+
+# --------------------------------------------------------------------------- retention
+
+
+@dataclass
+class Retention:
+    hourly: int = 24
+    daily: int = 7
+    weekly: int = 4
+    monthly: int = 6
+
+    def __post_init__(self) -> None:
+        for period in ("hourly", "daily", "weekly", "monthly"):
+            value = getattr(self, period)
+            if not isinstance(value, int) or value < 1:
+                raise BackupError(f"retention {period} must be an integer >= 1, got {value!r}")
+
+
+PERIODS: dict[str, Callable[[dt.datetime], tuple[int, ...]]] = {
+    "hourly": lambda t: (t.year, t.month, t.day, t.hour),
+    "daily": lambda t: (t.year, t.month, t.day),
+    "weekly": lambda t: tuple(t.isocalendar()[:2]),
+    "monthly": lambda t: (t.year, t.month),
+}
+
+
+def plan_retention(backups: list[Backup], retention: Retention) -> tuple[list[Backup], list[Backup]]:
+    """Split backups into (keep, delete) by generations.
+
+    For each period, the newest backup of each of the last N periods that hold a backup is kept
+    (grandfather-father-son). The newest verified backup is always kept, whatever the counts.
+    """
+    ordered = sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
+    keep: set[str] = set()
+    for period, bucket_of in PERIODS.items():
+        seen: list[tuple[int, ...]] = []
+        limit = getattr(retention, period)
+        for backup in ordered:
+            bucket = bucket_of(backup.created)
+            if bucket in seen:
+                continue
+            if len(seen) >= limit:
+                break
+            seen.append(bucket)
+            keep.add(backup.name)
+    newest_verified = next((b for b in ordered if b.verified), None)
+    if newest_verified is not None:
+        keep.add(newest_verified.name)
+    kept = [b for b in reversed(ordered) if b.name in keep]
+    dropped = [b for b in reversed(ordered) if b.name not in keep]
+    return kept, dropped
+
+
+def prune_local(backup_dir: str, retention: Retention, dry_run: bool = False) -> list[str]:
+    _, dropped = plan_retention(list_local(backup_dir), retention)
+    if not dry_run:
+        for backup in dropped:
+            # The manifest goes first: a data file without one is never taken for a backup.
+            for filename in (backup.manifest_file, backup.file):
+                try:
+                    os.unlink(os.path.join(backup_dir, filename))
+                except FileNotFoundError:
+                    pass
+        if dropped:
+            fsync_dir(backup_dir)
+    return [b.name for b in dropped]
+
+
+def prune_s3(target: S3Target, retention: Retention, dry_run: bool = False) -> list[str]:
+    _, dropped = plan_retention(list_s3(target), retention)
+    if dropped and not dry_run:
+        target.delete([b.manifest_file for b in dropped])
+        target.delete([b.file for b in dropped])
+    return [b.name for b in dropped]
+
+
+def clean_stale_temp(directory: str, older_than: float = 3600.0) -> list[str]:
+    """Remove temporary files an interrupted run left behind (never a complete backup)."""
+    removed: list[str] = []
+    if not os.path.isdir(directory):
+        return removed
+    cutoff = time.time() - older_than
+    for entry in os.listdir(directory):
+        path = os.path.join(directory, entry)
+        if entry.startswith(TMP_PREFIX) and os.path.isfile(path) and os.path.getmtime(path) < cutoff:
+            os.unlink(path)
+            removed.append(entry)
+    return removed
+
+
+# --------------------------------------------------------------------------- backup
+
+
+@dataclass
+class BackupResult:
+    manifest: dict[str, Any]
+    path: str
+    manifest_path: str
+    uploaded: bool = False
+    s3_uri: str | None = None
+    upload_error: str | None = None
+    pruned_local: list[str] = field(default_factory=list)
+    pruned_s3: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.manifest["name"],
+            "path": self.path,
+            "manifest_path": self.manifest_path,
+            "manifest": self.manifest,
+            "uploaded": self.uploaded,
+            "s3_uri": self.s3_uri,
+            "upload_error": self.upload_error,
+            "pruned_local": self.pruned_local,
+            "pruned_s3": self.pruned_s3,
+        }
+
+
+def _unique_name(backup_dir: str, prefix: str, moment: dt.datetime) -> str:
+    base = f"{prefix}-{moment.strftime('%Y%m%dT%H%M%SZ')}"
+    name, n = base, 1
+    while os.path.exists(os.path.join(backup_dir, f"{name}.json")):
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def _compressor(compression: str, sink: IO[bytes]) -> IO[bytes]:
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0)  # type: ignore[return-value]
+    if compression == "lzma":
+        return lzma.LZMAFile(sink, mode="wb", preset=6)  # type: ignore[return-value]
+    return _Passthrough(sink)  # type: ignore[return-value]
+
+
+class _Passthrough:
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+
+    def write(self, data: bytes) -> int:
+        return self.sink.write(data)
+
+    def close(self) -> None:
+        pass
+
+
+class _EncryptingHashingSink:
+    """Receives the compressed stream, encrypts it if a key is set, writes and hashes the result."""
+
+    def __init__(self, out: IO[bytes], key: bytes | None) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.encryptor = None
+        if key is not None:
+            nonce = os.urandom(NONCE_LEN)
+            self.encryptor = _aes_gcm(key, nonce)
+            self._emit(ENC_MAGIC + nonce)
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.out.write(data)
+            self.digest.update(data)
+            self.size += len(data)
+
+    def write(self, data: bytes) -> int:
+        self._emit(self.encryptor.update(data) if self.encryptor else data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        if self.encryptor is not None:
+            self._emit(self.encryptor.finalize())
+            self._emit(self.encryptor.tag)
+
+
+def create_backup(
+    db_path: str,
+    backup_dir: str,
+    *,
+    prefix: str | None = None,
+    compression: str = "gzip",
+    key: str | bytes | None = None,
+    s3: S3Target | None = None,
+    retention: Retention | None = None,
+    now: dt.datetime | None = None,
+    pages: int = 1024,
+) -> BackupResult:
+    """Make one verified backup of ``db_path`` in ``backup_dir``, upload it, apply retention.
+
+    Raises BackupError when the backup itself fails (nothing complete is left behind). An upload
+    failure does not raise: the local backup is kept, nothing is pruned, and ``upload_error`` says
+    what went wrong.
+    """
+    if compression not in COMPRESSIONS:
+        raise BackupError(f"compression must be one of {', '.join(COMPRESSIONS)}")
+    raw_key = load_key(key)
+    if not os.path.isfile(db_path):
+        raise BackupError(f"database {db_path} does not exist")
+    prefix = prefix or os.path.splitext(os.path.basename(db_path))[0]
+    if not NAME_RE.match(prefix):
+        raise BackupError(f"backup name prefix {prefix!r} may hold only letters, digits, '.', '_' and '-'")
+    os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    clean_stale_temp(backup_dir)
+    started = time.monotonic()
+    moment = now or utcnow()
+    name = _unique_name(backup_dir, prefix, moment)
+    filename = f"{name}.db{COMPRESSIONS[compression]}{'.enc' if raw_key else ''}"
+    path = os.path.join(backup_dir, filename)
+    manifest_path = os.path.join(backup_dir, f"{name}.json")
+
+    fd, copy_path = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".db", dir=backup_dir)
+    os.close(fd)
+    os.unlink(copy_path)  # sqlite3 must create the file itself
+    try:
+        try:
+            info = online_copy(db_path, copy_path, pages=pages)
+            check = integrity_check(copy_path)
+            if check != "ok":
+                raise VerificationError(f"the copy of {db_path} failed integrity_check: {check}")
+            db_digest = hashlib.sha256()
+            db_size = 0
+            with atomic_file(path) as out, open(copy_path, "rb") as src:
+                sink = _EncryptingHashingSink(out, raw_key)
+                stream = _compressor(compression, sink)  # type: ignore[arg-type]
+                for chunk in iter(lambda: src.read(CHUNK), b""):
+                    db_digest.update(chunk)
+                    db_size += len(chunk)
+                    stream.write(chunk)
+                stream.close()
+                sink.finish()
+        except OSError as exc:
+            raise BackupError(f"writing the backup to {backup_dir} failed: {exc}") from exc
+        manifest = {
+            "format": FORMAT_VERSION,
+            "name": name,
+            "created": iso(moment),
+            "host": socket.getfqdn(),
+            "source": os.path.abspath(db_path),
+            "file": filename,
+            "file_size": sink.size,
+            "sha256": sink.digest.hexdigest(),
+            "db_size": db_size,
+            "db_sha256": db_digest.hexdigest(),
+            "compression": compression,
+            "encryption": {"algorithm": "AES-256-GCM", "key_id": key_id(raw_key)} if raw_key else None,
+            "integrity_check": check,
+            "duration_seconds": round(time.monotonic() - started, 3),
+            **info,
+        }
+        try:
+            atomic_write_bytes(manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")
+        except OSError as exc:
+            _unlink_quiet(path)
+            raise BackupError(f"writing the manifest to {backup_dir} failed: {exc}") from exc
+    finally:
+        for leftover in (copy_path, copy_path + "-journal", copy_path + "-wal", copy_path + "-shm"):
+            _unlink_quiet(leftover)
+
+    result = BackupResult(manifest=manifest, path=path, manifest_path=manifest_path)
+    if s3 is not None:
+        result.s3_uri = s3.uri(filename)
+        try:
+            s3.upload(path, filename)
+            s3.upload(manifest_path, f"{name}.json")  # last: its presence marks the upload complete
+            result.uploaded = True
+        except Exception as exc:  # botocore raises many kinds; all mean the same here
+            result.upload_error = f"upload to {s3.uri(filename)} failed: {exc}"
+    # While the offsite copy fails, nothing is pruned: the local copies may be the only ones.
+    if retention is not None and not result.upload_error:
+        result.pruned_local = prune_local(backup_dir, retention)
+        if s3 is not None and result.uploaded:
+            try:
+                result.pruned_s3 = prune_s3(s3, retention)
+            except Exception as exc:
+                result.upload_error = f"retention in s3://{s3.bucket} failed: {exc}"
+    return result
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def find_backup(backups: list[Backup], wanted: str = "latest") -> Backup:
+    if not backups:
+        raise BackupError("no complete backup found")
+    if wanted in ("", "latest"):
+        verified = [b for b in backups if b.manifest.get("integrity_check") == "ok"]
+        if not verified:
+            raise BackupError("no verified backup found")
+        return verified[-1]
+    for backup in backups:
+        if wanted in (backup.name, backup.file, backup.manifest_file):
+            return backup
+    raise BackupError(f"no backup named {wanted!r} (have: {', '.join(b.name for b in backups[-5:])} ...)")
+
+
+def unpack_backup(
+    data_path: str, manifest: dict[str, Any], dest_path: str, key: str | bytes | None = None
+) -> dict[str, Any]:
+    """Verify a backup file and write the database it holds to ``dest_path``, atomically.
+
+    Checks, in order, each failing loudly with VerificationError: the file's sha256 against the
+    manifest, the key's fingerprint, decryption (GCM tag), decompression, the database's sha256,
+    and PRAGMA integrity_check. ``dest_path`` appears only when every check passed.
+    """
+    if sha256_file(data_path) != manifest["sha256"]:
+        raise VerificationError(f"{data_path}: sha256 does not match the manifest (corrupted or truncated)")
+    raw_key = load_key(key)
+    encryption = manifest.get("encryption")
+    if encryption and raw_key is None:
+        raise VerificationError(f"{manifest['name']} is encrypted: an encryption key is needed")
+    if encryption and key_id(raw_key) != encryption.get("key_id"):
+        raise VerificationError(
+            f"{manifest['name']}: wrong encryption key "
+            f"(key id {key_id(raw_key)}, the backup needs {encryption.get('key_id')})"
+        )
+    directory = os.path.dirname(os.path.abspath(dest_path))
+    plain_fd, plain_path = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    db_fd, db_tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".db", dir=directory)
+    try:
+        with os.fdopen(plain_fd, "wb") as plain:
+            _decrypt_to(data_path, plain, raw_key if encryption else None)
+        digest = hashlib.sha256()
+        with os.fdopen(db_fd, "wb") as out:
+            try:
+                with _decompressor(manifest["compression"], plain_path) as stream:
+                    for chunk in iter(lambda: stream.read(CHUNK), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+            except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as exc:
+                raise VerificationError(f"{manifest['name']}: decompression failed: {exc}") from exc
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != manifest["db_sha256"]:
+            raise VerificationError(f"{manifest['name']}: the database's sha256 does not match the manifest")
+        check = integrity_check(db_tmp)
+        if check != "ok":
+            raise VerificationError(f"{manifest['name']}: integrity_check failed: {check}")
+        conn = open_existing(db_tmp, readonly=True)
+        try:
+            tables = table_row_counts(conn)
+        finally:
+            conn.close()
+        if "tables" in manifest and tables != manifest["tables"]:
+            raise VerificationError(f"{manifest['name']}: row counts differ from the manifest")
+        os.replace(db_tmp, dest_path)
+        fsync_dir(directory)
+    finally:
+        _unlink_quiet(plain_path)
+        _unlink_quiet(db_tmp)
+    return {"name": manifest["name"], "path": dest_path, "integrity_check": "ok", "tables": tables}
+
+
+def _decrypt_to(data_path: str, out: IO[bytes], key: bytes | None) -> None:
+    with open(data_path, "rb") as src:
+        if key is None:
+            shutil.copyfileobj(src, out, CHUNK)
+            return
+        size = os.fstat(src.fileno()).st_size
+        header = src.read(len(ENC_MAGIC) + NONCE_LEN)
+        if size < len(ENC_MAGIC) + NONCE_LEN + TAG_LEN or not header.startswith(ENC_MAGIC):
+            raise VerificationError(f"{data_path}: not an encrypted backup")
+        src.seek(size - TAG_LEN)
+        tag = src.read(TAG_LEN)
+        src.seek(len(header))
+        decryptor = _aes_gcm(key, header[len(ENC_MAGIC) :], tag)
+        remaining = size - len(header) - TAG_LEN
+        while remaining:
+            chunk = src.read(min(CHUNK, remaining))
+            remaining -= len(chunk)
+            out.write(decryptor.update(chunk))
+        try:
+            out.write(decryptor.finalize())
+        except Exception as exc:  # cryptography's InvalidTag
+            raise VerificationError(f"{data_path}: decryption failed (wrong key or tampered file)") from exc
+
+
+def _decompressor(compression: str, path: str) -> IO[bytes]:
+    if compression == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if compression == "lzma":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    if compression == "none":
+        return open(path, "rb")
+    raise VerificationError(f"unknown compression {compression!r}")
+
+
+def fetch_and_unpack(
+    dest_path: str,
+    *,
+    backup_dir: str | None = None,
+    s3: S3Target | None = None,
+    wanted: str = "latest",
+    key: str | bytes | None = None,
+) -> dict[str, Any]:
+    """Pick a backup (local directory or bucket), verify it and unpack it to ``dest_path``."""
+    if s3 is not None:
+        backup = find_backup(list_s3(s3), wanted)
+        directory = os.path.dirname(os.path.abspath(dest_path))
+        fd, download = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+        os.close(fd)
+        try:
+            s3.download(backup.file, download)
+            result = unpack_backup(download, backup.manifest, dest_path, key)
+        finally:
+            _unlink_quiet(download)
+        result["source"] = s3.uri(backup.file)
+    else:
+        if not backup_dir:
+            raise BackupError("either backup_dir or s3 is needed")
+        backup = find_backup(list_local(backup_dir), wanted)
+        result = unpack_backup(os.path.join(backup_dir, backup.file), backup.manifest, dest_path, key)
+        result["source"] = os.path.join(backup_dir, backup.file)
+    result["manifest"] = backup.manifest
+    return result
+
+
+def swap_database(staged_path: str, db_path: str, keep_suffix: str) -> dict[str, Any]:
+    """Put a verified, staged database in place of ``db_path``, keeping the one it replaces.
+
+    The backend must be stopped. ``staged_path`` must be on the same filesystem as ``db_path``.
+    The old database (with its -wal and -shm, which belong to it) is kept as ``db_path + keep_suffix``;
+    the new one takes the old one's owner and mode and arrives in one rename.
+    """
+    if integrity_check(staged_path) != "ok":
+        raise VerificationError(f"{staged_path} failed integrity_check; nothing swapped")
+    kept = f"{db_path}{keep_suffix}"
+    moved: list[str] = []
+    if os.path.exists(db_path):
+        stat = os.stat(db_path)
+        os.chown(staged_path, stat.st_uid, stat.st_gid)
+        os.chmod(staged_path, stat.st_mode & 0o7777)
+        # The old WAL must never be replayed into the restored database: move it aside with its DB.
+        for side in ("-wal", "-shm", "-journal"):
+            if os.path.exists(db_path + side):
+                os.replace(db_path + side, kept + side)
+                moved.append(kept + side)
+        os.link(db_path, kept)
+        moved.insert(0, kept)
+    os.replace(staged_path, db_path)
+    fsync_dir(os.path.dirname(os.path.abspath(db_path)))
+    return {"db_path": db_path, "kept": moved}
+
+
+def compare_row_counts(restored: dict[str, int], live: dict[str, int]) -> dict[str, Any]:
+    """The drill's comparison: every table of either side, with its counts and the difference."""
+    tables = {}
+    for name in sorted(set(restored) | set(live)):
+        r, lv = restored.get(name), live.get(name)
+        tables[name] = {"restored": r, "live": lv, "difference": None if r is None or lv is None else lv - r}
+    return {
+        "tables": tables,
+        "missing_in_restored": sorted(set(live) - set(restored)),
+        "missing_in_live": sorted(set(restored) - set(live)),
+    }
+
+
+# --------------------------------------------------------------------------- status for monitoring
+
+
+def write_status(
+    status_path: str,
+    *,
+    ok: bool,
+    result: BackupResult | None = None,
+    error: str | None = None,
+    rpo_seconds: int | None = None,
+    textfile_path: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Record the last attempt (and keep the last success) where monitoring can read it."""
+    moment = now or utcnow()
+    previous: dict[str, Any] = {}
+    try:
+        with open(status_path, "rb") as handle:
+            previous = json.loads(handle.read())
+    except (OSError, ValueError):
+        previous = {}
+    status = dict(previous)
+    status.update(
+        {
+            "last_attempt": iso(moment),
+            "last_attempt_epoch": calendar.timegm(moment.utctimetuple()),
+            "last_result": "ok" if ok and not (result and result.upload_error) else "failed",
+            "error": error or (result.upload_error if result else None),
+            "rpo_seconds": rpo_seconds,
+        }
+    )
+    if ok and result is not None:
+        status.update(
+            {
+                "last_success": iso(moment),
+                "last_success_epoch": calendar.timegm(moment.utctimetuple()),
+                "name": result.manifest["name"],
+                "size_bytes": result.manifest["file_size"],
+                "db_size_bytes": result.manifest["db_size"],
+                "location": result.path,
+                "s3_uri": result.s3_uri if result.uploaded else None,
+            }
+        )
+        if result.uploaded:
+            status["last_upload_success_epoch"] = status["last_success_epoch"]
+    os.makedirs(os.path.dirname(os.path.abspath(status_path)), exist_ok=True)
+    atomic_write_bytes(status_path, json.dumps(status, indent=2, sort_keys=True).encode() + b"\n", mode=0o644)
+    if textfile_path:
+        atomic_write_bytes(textfile_path, prometheus_text(status).encode(), mode=0o644)
+    return status
+
+
+def prometheus_text(status: dict[str, Any]) -> str:
+    metrics = [
+        (
+            "tengen_backup_last_success_timestamp_seconds",
+            "Time of the last verified backup.",
+            "last_success_epoch",
+        ),
+        (
+            "tengen_backup_last_attempt_timestamp_seconds",
+            "Time of the last backup attempt.",
+            "last_attempt_epoch",
+        ),
+        (
+            "tengen_backup_last_upload_timestamp_seconds",
+            "Time of the last offsite upload.",
+            "last_upload_success_epoch",
+        ),
+        ("tengen_backup_last_size_bytes", "Size of the last backup file.", "size_bytes"),
+        ("tengen_backup_rpo_seconds", "Allowed age of the newest backup.", "rpo_seconds"),
+    ]
+    lines: list[str] = []
+    for metric, help_text, key in metrics:
+        if status.get(key) is not None:
+            lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge", f"{metric} {status[key]}"]
+    ok = 1 if status.get("last_result") == "ok" else 0
+    lines += [
+        "# HELP tengen_backup_last_run_ok 1 when the last attempt made and uploaded a verified backup.",
+        "# TYPE tengen_backup_last_run_ok gauge",
+        f"tengen_backup_last_run_ok {ok}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- command line (the VM's timer)
+
+
+def _env_config(env: dict[str, str]) -> dict[str, Any]:
+    def num(name: str, default: int) -> int:
+        return int(env.get(name) or default)
+
+    s3 = None
+    if env.get("TENGEN_BACKUP_S3_BUCKET"):
+        s3 = S3Target(
+            bucket=env["TENGEN_BACKUP_S3_BUCKET"],
+            prefix=env.get("TENGEN_BACKUP_S3_PREFIX", ""),
+            endpoint_url=env.get("TENGEN_BACKUP_S3_ENDPOINT_URL") or None,
+            region=env.get("TENGEN_BACKUP_S3_REGION") or None,
+            access_key=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=env.get("AWS_SESSION_TOKEN") or None,
+            sse=env.get("TENGEN_BACKUP_S3_SSE") or None,
+            sse_kms_key_id=env.get("TENGEN_BACKUP_S3_SSE_KMS_KEY_ID") or None,
+        )
+    return {
+        "db_path": env.get("TENGEN_BACKUP_DB", "/var/lib/tengen/tengen.db"),
+        "backup_dir": env.get("TENGEN_BACKUP_DIR", "/var/backups/tengen"),
+        "prefix": env.get("TENGEN_BACKUP_NAME") or None,
+        "compression": env.get("TENGEN_BACKUP_COMPRESSION", "gzip"),
+        "key": env.get("TENGEN_BACKUP_ENCRYPTION_KEY") or None,
+        "s3": s3,
+        "retention": Retention(
+            hourly=num("TENGEN_BACKUP_KEEP_HOURLY", 24),
+            daily=num("TENGEN_BACKUP_KEEP_DAILY", 7),
+            weekly=num("TENGEN_BACKUP_KEEP_WEEKLY", 4),
+            monthly=num("TENGEN_BACKUP_KEEP_MONTHLY", 6),
+        ),
+        "status_file": env.get("TENGEN_BACKUP_STATUS_FILE", "/var/lib/tengen-backup/status.json"),
+        "textfile": env.get("TENGEN_BACKUP_TEXTFILE") or None,
+        "rpo_seconds": num("TENGEN_BACKUP_RPO_SECONDS", 3600),
+    }
+
+
+def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
+    """``tengen-backup backup|list|status|verify [NAME]``, configured by TENGEN_BACKUP_* variables."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tengen-backup", description=cli_main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("backup", help="make, verify, upload and prune (what the timer runs)")
+    sub.add_parser("list", help="list complete local backups")
+    sub.add_parser("status", help="print the status file with the current age of the last success")
+    verify = sub.add_parser("verify", help="fully verify a local backup (default: the latest)")
+    verify.add_argument("name", nargs="?", default="latest")
+    args = parser.parse_args(argv)
+    try:
+        config = _env_config(dict(os.environ if env is None else env))
+    except (ValueError, BackupError) as exc:
+        print(f"tengen-backup: bad configuration: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "backup":
+        try:
+            result = create_backup(
+                config["db_path"],
+                config["backup_dir"],
+                prefix=config["prefix"],
+                compression=config["compression"],
+                key=config["key"],
+                s3=config["s3"],
+                retention=config["retention"],
+            )
+        except BackupError as exc:
+            write_status(
+                config["status_file"],
+                ok=False,
+                error=str(exc),
+                rpo_seconds=config["rpo_seconds"],
+                textfile_path=config["textfile"],
+            )
+            print(f"tengen-backup: backup FAILED: {exc}", file=sys.stderr)
+            return 1
+        write_status(
+            config["status_file"],
+            ok=True,
+            result=result,
+            rpo_seconds=config["rpo_seconds"],
+            textfile_path=config["textfile"],
+        )
+        print(
+            f"tengen-backup: {result.manifest['name']} verified, "
+            f"{result.manifest['file_size']} bytes at {result.path}"
+        )
+        if result.pruned_local or result.pruned_s3:
+            print(f"tengen-backup: pruned local {result.pruned_local}, bucket {result.pruned_s3}")
+        if result.upload_error:
+            print(
+                f"tengen-backup: offsite copy FAILED (local copy kept): {result.upload_error}",
+                file=sys.stderr,
+            )
+            return 3
+        if result.uploaded:
+            print(f"tengen-backup: uploaded to {result.s3_uri}")
+        return 0
+    if args.command == "list":
+        for backup in list_local(config["backup_dir"]):
+            m = backup.manifest
+            print(f"{m['name']}\t{m['created']}\t{m['file_size']}\t{m['integrity_check']}\t{m['file']}")
+        return 0
+    if args.command == "status":
+        try:
+            with open(config["status_file"], "rb") as handle:
+                status = json.loads(handle.read())
+        except (OSError, ValueError) as exc:
+            print(f"tengen-backup: no status yet: {exc}", file=sys.stderr)
+            return 1
+        if status.get("last_success_epoch"):
+            status["age_seconds"] = int(time.time()) - status["last_success_epoch"]
+        print(json.dumps(status, indent=2, sort_keys=True))
+        stale = status.get("age_seconds") is None or status["age_seconds"] > (status.get("rpo_seconds") or 0)
+        return 1 if stale else 0
+    if args.command == "verify":
+        backup = find_backup(list_local(config["backup_dir"]), args.name)
+        scratch = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=config["backup_dir"])
+        try:
+            unpack_backup(
+                os.path.join(config["backup_dir"], backup.file),
+                backup.manifest,
+                os.path.join(scratch, "verify.db"),
+                config["key"],
+            )
+        except BackupError as exc:
+            print(f"tengen-backup: {backup.name} FAILED verification: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print(f"tengen-backup: {backup.name} verified (checksum, decryption, decompression, integrity)")
+        return 0
+    return 2  # pragma: no cover - argparse rejects other commands

@@ -1,0 +1,196 @@
+#!/usr/bin/python
+"""Verify a SQLite backup, stage it, swap it into place, or drill a restore."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sqlite_restore
+short_description: Verify a SQLite backup and restore it, or drill a restore against the live database
+version_added: 0.1.0
+description:
+  - Picks the latest verified or a named backup made by M(tengen.ops.sqlite_backup), from the local backup
+    directory or from an S3-compatible bucket.
+  - O(action=stage) verifies it (file sha256 against the manifest, key fingerprint, decryption, decompression,
+    database sha256, C(PRAGMA integrity_check), row counts against the manifest) and only then writes the
+    database to O(dest). A backup that fails any check is refused and O(dest) is left alone.
+  - O(action=swap) puts a staged database in place of O(db_path) in one rename, keeping the database it
+    replaces (with its WAL) as O(db_path) + O(keep_suffix). Stop the service using the database first.
+  - O(action=drill) stages the backup to a scratch O(dest), compares its row counts with the live database
+    (opened read-only) and removes the scratch copy. It fails when the restored copy lacks a live table.
+author: tengen maintainers
+extends_documentation_fragment:
+  - tengen.ops.sqlite_backup
+attributes:
+  check_mode:
+    support: full
+    description: Resolves the backup (stage, drill) or checks the staged file (swap); writes nothing.
+  diff_mode:
+    support: none
+options:
+  action:
+    description: What to do.
+    type: str
+    choices: [stage, swap, drill]
+    default: stage
+  backup:
+    description: C(latest) (the newest verified backup) or a backup's name or file name.
+    type: str
+    default: latest
+  source:
+    description: Where to take the backup from.
+    type: str
+    choices: [local, s3]
+    default: local
+  dest:
+    description:
+      - O(action=stage) and O(action=drill) write the verified database here (its directory must exist).
+      - O(action=swap) takes the staged database from here; it must be on the same filesystem as O(db_path).
+    type: path
+    required: true
+  db_path:
+    description: The live database (O(action=swap) replaces it, O(action=drill) reads it).
+    type: path
+  keep_suffix:
+    description: Suffix of the kept, replaced database (O(action=swap)); must not name an existing file.
+    type: str
+    default: .pre-restore
+"""
+
+EXAMPLES = r"""
+- name: Verify the latest backup and stage it beside the live database
+  tengen.ops.sqlite_restore:
+    action: stage
+    backup_dir: /var/backups/tengen
+    dest: /var/lib/tengen/.restore.db
+    encryption_key: "{{ vault_backup_key }}"
+  register: staged
+
+- name: Swap the staged database in (the backend is stopped)
+  tengen.ops.sqlite_restore:
+    action: swap
+    dest: /var/lib/tengen/.restore.db
+    db_path: /var/lib/tengen/tengen.db
+    keep_suffix: ".pre-restore-{{ staged.backup.name }}"
+
+- name: Drill a restore of the newest backup in the bucket
+  tengen.ops.sqlite_restore:
+    action: drill
+    source: s3
+    s3: {bucket: tengen-backups, prefix: prod, region: eu-west-1}
+    dest: /var/tmp/tengen-drill.db
+    db_path: /var/lib/tengen/tengen.db
+"""
+
+RETURN = r"""
+backup:
+  description: The backup used (name, source, manifest).
+  returned: action is stage or drill
+  type: dict
+  sample: {name: tengen-20261123T164700Z, source: /var/backups/tengen/tengen-20261123T164700Z.db.gz}
+tables:
+  description: Row counts of the restored database, per table.
+  returned: action is stage or drill, not in check mode
+  type: dict
+  sample: {games: 120, moves: 9800}
+comparison:
+  description: Per table, the restored and live row counts and their difference (live minus restored).
+  returned: action is drill, not in check mode
+  type: dict
+kept:
+  description: Files the swap kept (the replaced database, its -wal and -shm).
+  returned: action is swap, not in check mode
+  type: list
+  elements: str
+"""
+
+import os  # noqa: E402
+import sqlite3  # noqa: E402
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup as sb  # noqa: E402
+
+
+def _pick(module: AnsibleModule, s3: sb.S3Target | None) -> sb.Backup:
+    p = module.params
+    backups = sb.list_s3(s3) if s3 is not None else sb.list_local(p["backup_dir"])
+    return sb.find_backup(backups, p["backup"])
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "choices": ["stage", "swap", "drill"], "default": "stage"},
+            "backup": {"type": "str", "default": "latest"},
+            "source": {"type": "str", "choices": ["local", "s3"], "default": "local"},
+            "backup_dir": {"type": "path"},
+            "s3": {"type": "dict", "options": sb.S3_ARGUMENT_SPEC},
+            "encryption_key": {"type": "str", "no_log": True},
+            "dest": {"type": "path", "required": True},
+            "db_path": {"type": "path"},
+            "keep_suffix": {"type": "str", "default": ".pre-restore"},
+        },
+        required_if=[
+            ("source", "s3", ["s3"]),
+            ("action", "swap", ["db_path"]),
+            ("action", "drill", ["db_path"]),
+        ],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        if p["action"] == "swap":
+            kept = f"{p['db_path']}{p['keep_suffix']}"
+            if os.path.exists(kept):
+                module.fail_json(msg=f"keep_suffix: {kept} exists already; nothing swapped")
+            if not os.path.isfile(p["dest"]):
+                module.fail_json(msg=f"dest: no staged database at {p['dest']}; nothing swapped")
+            if module.check_mode:
+                check = sb.integrity_check(p["dest"])
+                if check != "ok":
+                    module.fail_json(msg=f"dest: {p['dest']} failed integrity_check: {check}")
+                module.exit_json(changed=True, kept=[kept])
+            swapped = sb.swap_database(p["dest"], p["db_path"], p["keep_suffix"])
+            module.exit_json(changed=True, **swapped)
+
+        if p["source"] == "local" and not p["backup_dir"]:
+            module.fail_json(msg=f"backup_dir is required to {p['action']} a local backup")
+        s3 = sb.s3_from_dict(p["s3"]) if p["source"] == "s3" else None
+        if p["action"] == "drill" and not os.path.isfile(p["db_path"]):
+            module.fail_json(msg=f"db_path: database {p['db_path']} does not exist")
+        if module.check_mode:
+            backup = _pick(module, s3)
+            module.exit_json(changed=True, backup={"name": backup.name, "manifest": backup.manifest})
+        result = sb.fetch_and_unpack(
+            p["dest"], backup_dir=p["backup_dir"], s3=s3, wanted=p["backup"], key=p["encryption_key"]
+        )
+        backup_info = {"name": result["name"], "source": result["source"], "manifest": result["manifest"]}
+        if p["action"] == "stage":
+            module.exit_json(changed=True, backup=backup_info, tables=result["tables"], dest=p["dest"])
+
+        # drill: compare with the live database, then remove the scratch copy
+        try:
+            conn = sb.open_existing(p["db_path"], readonly=True)
+            try:
+                live = sb.table_row_counts(conn)
+            finally:
+                conn.close()
+        finally:
+            os.unlink(p["dest"])
+        comparison = sb.compare_row_counts(result["tables"], live)
+        if comparison["missing_in_restored"]:
+            module.fail_json(
+                msg=f"the restored copy of {result['name']} lacks the live tables "
+                f"{comparison['missing_in_restored']}",
+                backup=backup_info,
+                comparison=comparison,
+            )
+        module.exit_json(changed=False, backup=backup_info, tables=result["tables"], comparison=comparison)
+    except (sb.BackupError, sqlite3.Error, OSError) as exc:
+        module.fail_json(msg=f"{p['action']} refused: {exc}", exception=traceback.format_exc())
+    except Exception as exc:  # boto3/botocore errors: an unreachable or misconfigured bucket
+        module.fail_json(msg=f"{p['action']} failed: {exc}", exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()

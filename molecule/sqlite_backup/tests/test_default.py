@@ -1,0 +1,98 @@
+"""Verify: the timer fires on its own, a manual run makes a verified backup and updates the status,
+and the restore playbook brings back a deleted game while the stand-in backend is stopped and restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+DB = "/var/lib/tengen/tengen.db"
+
+
+def sql(host, query: str) -> str:
+    return host.check_output(f"sqlite3 -cmd '.timeout 10000' {DB} \"{query}\"")
+
+
+def playbook(name: str, *extra_vars: str) -> subprocess.CompletedProcess:
+    """Run one of the project's playbooks against this scenario's VM, as an operator would."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+    }
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(REPO / "playbooks" / name)]
+    for var in extra_vars:
+        cmd += ["-e", var]
+    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return run
+
+
+def status(host) -> dict:
+    return json.loads(host.file("/var/lib/tengen-backup/status.json").content_string)
+
+
+def test_the_timer_is_active_and_scheduled(host):
+    timer = host.service("tengen-backup.timer")
+    assert timer.is_enabled and timer.is_running
+    assert host.file("/etc/tengen-backup/backup.env").mode == 0o600
+
+
+def test_the_timer_fires_by_itself_and_leaves_a_verified_backup(host):
+    # converge made no backup; the 20-second schedule of this scenario must produce one
+    deadline = time.monotonic() + 120
+    while not host.file("/var/lib/tengen-backup/status.json").exists:
+        assert time.monotonic() < deadline, "the timer did not fire within 2 minutes"
+        time.sleep(2)
+    state = status(host)
+    assert state["last_result"] == "ok", state
+    assert host.file(state["location"]).exists
+    journal = host.check_output("journalctl -u tengen-backup.service --no-pager -o cat")
+    assert "verified" in journal
+    prom = host.file("/var/lib/prometheus/node-exporter/tengen_backup.prom").content_string
+    assert "tengen_backup_last_run_ok 1" in prom and "tengen_backup_rpo_seconds 120" in prom
+
+
+def test_a_triggered_run_makes_a_new_verified_backup_and_updates_the_status(host):
+    before = status(host)
+    time.sleep(1.1)  # backup names have one-second resolution
+    host.run_expect([0], "systemctl start tengen-backup.service")
+    after = status(host)
+    assert after["last_attempt_epoch"] > before["last_attempt_epoch"]
+    assert after["last_result"] == "ok" and after["name"] != before["name"]
+    assert after["location"].endswith(".db.gz.enc")  # encrypted with the scenario's key
+    verify = host.run("set -a; . /etc/tengen-backup/backup.env; tengen-backup verify")
+    assert verify.rc == 0, verify.stderr
+    assert host.run("tengen-backup status").rc == 0  # fresh: younger than the RPO
+
+
+def test_restore_brings_back_a_deleted_game(host):
+    host.run_expect([0], "systemctl start tengen-backup.service")
+    newest = status(host)["name"]
+    game = int(sql(host, "SELECT min(id) FROM games"))
+    sql(host, f"DELETE FROM moves WHERE game_id = {game}; DELETE FROM games WHERE id = {game};")
+    assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "0"
+
+    # by name: the scenario's 20-second timer makes newer backups, taken after the delete
+    run = playbook("restore.yml", f"sqlite_backup_restore_backup={newest}")
+    assert f"Restored {newest}" in " ".join(run.stdout.split())
+
+    assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "1"
+    assert sql(host, "PRAGMA integrity_check") == "ok"
+    assert host.service("tengen-writer.service").is_running  # the backend was started again
+    kept = host.check_output("ls /var/lib/tengen").split()
+    assert any(name.startswith("tengen.db.pre-restore-") for name in kept), kept
+    assert host.file(DB).user == "tengen"  # the restored file took the replaced one's owner
+    time.sleep(2)
+    assert int(sql(host, "SELECT max(id) FROM games")) > game  # and the backend writes to it again
+
+
+def test_the_drill_compares_the_latest_backup_with_the_live_database(host):
+    run = playbook("restore-drill.yml")
+    out = " ".join(run.stdout.split())
+    assert "restores and verifies" in out and "games" in out
+    assert not host.file("/var/tmp/tengen-restore-drill.db").exists

@@ -1,0 +1,1 @@
+../../../collections/ansible_collections/tengen/ops/plugins/module_utils/sqlite_backup.py

@@ -1,0 +1,78 @@
+"""Offsite copies against moto_server: upload with SSE, restore from the bucket, retention there."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import boto3
+import pytest
+from conftest import counts
+
+pytestmark = pytest.mark.aws
+
+
+@pytest.fixture
+def bucket(aws_env, request):
+    name = f"tengen-bak-{request.node.name.lower().replace('_', '-')[:40]}"
+    client = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
+    client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    return client, name
+
+
+def target(sb, aws_env, name, **kw):
+    return sb.S3Target(bucket=name, prefix="prod/db", endpoint_url=aws_env, region="eu-west-1", **kw)
+
+
+def test_upload_with_server_side_encryption_and_restore_from_the_bucket(
+    sb, live_db, tmp_path, aws_env, bucket, key
+):
+    client, name = bucket
+    s3 = target(sb, aws_env, name, sse="AES256")
+    result = sb.create_backup(str(live_db), str(tmp_path / "b"), key=key, s3=s3)
+    assert result.uploaded and result.upload_error is None
+    assert result.s3_uri == f"s3://{name}/prod/db/{result.manifest['file']}"
+    head = client.head_object(Bucket=name, Key=f"prod/db/{result.manifest['file']}")
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["ContentLength"] == result.manifest["file_size"]
+    # restore from the bucket alone: the local copies are gone
+    for p in (tmp_path / "b").iterdir():
+        p.unlink()
+    restored = sb.fetch_and_unpack(str(tmp_path / "r.db"), s3=s3, key=key)
+    assert restored["source"] == result.s3_uri
+    assert counts(tmp_path / "r.db") == counts(live_db)
+
+
+def test_an_upload_without_its_manifest_is_not_taken_for_a_backup(sb, live_db, tmp_path, aws_env, bucket):
+    client, name = bucket
+    s3 = target(sb, aws_env, name)
+    good = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3)
+    partial = sb.create_backup(str(live_db), str(tmp_path / "b"))
+    client.upload_file(partial.path, name, f"prod/db/{partial.manifest['file']}")  # data file, no manifest
+    assert [b.name for b in sb.list_s3(s3)] == [good.manifest["name"]]
+
+
+def test_a_corrupted_object_in_the_bucket_is_refused(sb, live_db, tmp_path, aws_env, bucket):
+    client, name = bucket
+    s3 = target(sb, aws_env, name)
+    result = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3)
+    client.put_object(Bucket=name, Key=f"prod/db/{result.manifest['file']}", Body=b"not a backup")
+    with pytest.raises(sb.VerificationError, match="sha256 does not match"):
+        sb.fetch_and_unpack(str(tmp_path / "r.db"), s3=s3)
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_retention_applies_in_the_bucket_as_it_does_locally(sb, live_db, tmp_path, aws_env, bucket):
+    client, name = bucket
+    s3 = target(sb, aws_env, name)
+    retention = sb.Retention(hourly=2, daily=2, weekly=1, monthly=1)
+    moment = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    for _ in range(12):
+        result = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3, retention=retention, now=moment)
+        assert result.uploaded
+        moment += dt.timedelta(hours=7)
+    local = [b.name for b in sb.list_local(str(tmp_path / "b"))]
+    remote = [b.name for b in sb.list_s3(s3)]
+    # Sun 3 May 22:00 (the last hours and days holding a backup) and Mon 4 May 05:00 (also week, month)
+    assert remote == local == ["tengen-20260503T220000Z", "tengen-20260504T050000Z"]
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=name)["Contents"]}
+    assert len(keys) == 2 * len(local)  # a data file and a manifest each, nothing orphaned
