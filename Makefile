@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 MOLECULE_SCENARIOS ?= base docker_engine sqlite_backup
 PYTEST ?= pytest
 
-.PHONY: bootstrap bootstrap-test demo sandbox sandbox-destroy site lint unit molecule aws e2e test clean
+.PHONY: bootstrap bootstrap-test demo sandbox sandbox-destroy site smoke deploy lint unit molecule aws e2e test clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -17,7 +17,7 @@ bootstrap-test:
 	@scripts/bootstrap --test
 
 ## The first README command: a sandbox VM, then the whole site.yml on it.
-demo: bootstrap sandbox site
+demo: bootstrap sandbox site smoke
 
 sandbox:
 	ansible-playbook playbooks/sandbox.yml
@@ -27,6 +27,15 @@ sandbox-destroy:
 
 site:
 	ansible-playbook site.yml
+
+## The sandbox's URL and a one-line check through HTTPS, /api and /ws.
+smoke:
+	@echo "tengen is up: https://localhost:8443 (root CA: .sandbox/caddy-root.crt)"
+	@python3 scripts/smoke https://localhost:8443 .sandbox/caddy-root.crt
+
+## A release of the current files/ (or -e game_stack_backend_image=... via ARGS), health-gated.
+deploy:
+	ansible-playbook playbooks/deploy.yml $(ARGS)
 
 ## The second README command: every tier, fastest first.
 test: bootstrap-test lint unit aws molecule e2e

@@ -23,7 +23,8 @@ import pytest
 from tests.conftest import REPO, free_port
 from tests.e2e.sandbox import Sandbox, run_playbook
 
-CONTAINER = "tengen-e2e-sandbox"
+# Overridable so that two checkouts on one machine do not share (and remove) one sandbox.
+CONTAINER = os.environ.get("TENGEN_E2E_SANDBOX", "tengen-e2e-sandbox")
 STATE_DIR = REPO / ".sandbox" / "e2e"
 # Another checkout on the same Docker engine may run its own session: TENGEN_E2E_SANDBOX names
 # the container, and without it a name already owned by another checkout is not taken over.

@@ -1,0 +1,152 @@
+"""Filters for the game_stack role: cross-field validation that argument_specs cannot express."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+DOCUMENTATION = r"""
+name: game_stack_problems
+short_description: List what is wrong with a game_stack configuration
+version_added: 0.1.0
+description:
+  - Checks the rules that span several variables of the game_stack role and returns one message
+    per problem, each naming the variable to fix. An empty list means the configuration is sound.
+  - Rules - production needs a domain and an ACME email; every image reference is well formed and
+    immutable (a tag other than C(latest), or a digest); published ports do not collide; the engine
+    memory limit is at least what the chosen engine needs.
+options:
+  _input:
+    description: The configuration, a dict with the keys shown in the example.
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Stop before any change when the configuration is unsound
+  vars:
+    problems: "{{ {'environment': game_stack_environment, 'domain': game_stack_domain,
+      'acme_email': game_stack_acme_email, 'images': {'game_stack_backend_image': 'tengen/backend:1'},
+      'ports': {'game_stack_http_port': 80, 'game_stack_https_port': 443},
+      'engine_variant': 'gnugo', 'engine_memory_limit': '512m',
+      'engine_memory_minimum': {'gnugo': '256m', 'katago': '1g'}} | tengen.ops.game_stack_problems }}"
+  ansible.builtin.assert:
+    that: problems | length == 0
+    fail_msg: "{{ problems | join('; ') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One message per problem, each naming the variable concerned.
+  type: list
+  elements: str
+"""
+
+# The reference grammar of github.com/distribution/reference, condensed.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_REFERENCE = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+
+
+def parse_image_reference(ref: str) -> dict[str, str | None] | None:
+    """Split an image reference into domain, path, tag and digest; None when malformed."""
+    if not isinstance(ref, str) or len(ref) > 255:
+        return None
+    match = _REFERENCE.match(ref)
+    if not match:
+        return None
+    domain = match.group("domain")
+    path = match.group("path")
+    # "registry/name" and "name/name" are told apart as Docker does:
+    # a domain has a dot or a port, or is localhost.
+    if domain and not ("." in domain or ":" in domain or domain == "localhost" or domain.startswith("[")):
+        path = f"{domain}/{path}"
+        domain = None
+    return {"domain": domain, "path": path, "tag": match.group("tag"), "digest": match.group("digest")}
+
+
+def parse_size(value: Any) -> int | None:
+    """Bytes in a Docker-style size ("512m", "2g", "1.5GiB", 1073741824); None when not a size."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    match = _SIZE.match(value)
+    if not match:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def image_problems(images: dict[str, str]) -> list[str]:
+    problems = []
+    for var, ref in sorted(images.items()):
+        parsed = parse_image_reference(ref)
+        if parsed is None:
+            problems.append(f"{var}: {ref!r} is not a valid image reference (expected [registry/]name:tag)")
+        elif not parsed["digest"] and parsed["tag"] in (None, "latest"):
+            problems.append(
+                f"{var}: {ref!r} has no immutable tag; releases need a fixed tag or a digest, not 'latest'"
+            )
+    return problems
+
+
+def port_problems(ports: dict[str, Any]) -> list[str]:
+    problems = []
+    seen: dict[int, str] = {}
+    for var, port in ports.items():
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            problems.append(f"{var}: {port!r} is not a TCP port (1-65535)")
+            continue
+        if port in seen:
+            problems.append(f"{var} and {seen[port]} are both {port}: each published port must be distinct")
+        else:
+            seen[port] = var
+    return problems
+
+
+def game_stack_problems(config: dict[str, Any]) -> list[str]:
+    """Every problem found in the configuration, each message naming the variable to fix."""
+    problems: list[str] = []
+    if config.get("environment") == "production":
+        domain = config.get("domain") or ""
+        email = config.get("acme_email") or ""
+        if not domain:
+            problems.append("game_stack_domain: production needs the public domain name for its certificate")
+        elif not _HOSTNAME.match(domain):
+            problems.append(f"game_stack_domain: {domain!r} is not a fully qualified host name")
+        if not email:
+            problems.append("game_stack_acme_email: production needs an email address for the ACME account")
+        elif not _EMAIL.match(email):
+            problems.append(f"game_stack_acme_email: {email!r} is not an email address")
+    problems += image_problems(config.get("images") or {})
+    problems += port_problems(config.get("ports") or {})
+
+    variant = config.get("engine_variant")
+    minimums = config.get("engine_memory_minimum") or {}
+    limit = parse_size(config.get("engine_memory_limit"))
+    if limit is None:
+        value = config.get("engine_memory_limit")
+        problems.append(f"game_stack_engine_memory_limit: {value!r} is not a size (e.g. 512m, 2g)")
+    elif variant in minimums:
+        minimum = parse_size(minimums[variant])
+        if minimum is not None and limit < minimum:
+            problems.append(
+                f"game_stack_engine_memory_limit: {config.get('engine_memory_limit')} is below the "
+                f"{minimums[variant]} the {variant} engine needs"
+            )
+    return problems
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"game_stack_problems": game_stack_problems}

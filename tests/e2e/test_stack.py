@@ -1,0 +1,156 @@
+"""The game stack on the sandbox VM: it comes back after a crash or a reboot with every stored
+game, and releases are health-gated without a failed request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import STATE_DIR
+from tests.stack_checks import SteadyLoad, get_game, https_context, play_vs_ai
+
+
+@pytest.fixture(scope="module")
+def base(sandbox) -> str:
+    return f"https://localhost:{sandbox.https_port}"
+
+
+@pytest.fixture(scope="module")
+def ctx(sandbox):
+    return https_context(str(STATE_DIR / "caddy-root.crt"))
+
+
+def ledger(sandbox) -> dict:
+    return json.loads(sandbox.exec("cat", "/opt/tengen/releases.json").stdout)
+
+
+def wait_until_served(base, ctx, game_id: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    last = "nothing yet"
+    while time.monotonic() < deadline:
+        try:
+            resp = get_game(base, ctx, game_id)
+            if resp.status == 200:
+                return json.loads(resp.body)
+            last = f"HTTP {resp.status}"
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(2)
+    raise AssertionError(f"the game was not served again within {timeout} s (last: {last})")
+
+
+def test_killed_backend_comes_back_with_the_games(sandbox, base, ctx):
+    game = play_vs_ai(base, ctx, move="C3")
+    live = ledger(sandbox)["releases"][0]["slot"]
+    # A crash, not `docker kill` (Docker treats that as an operator's stop and does not restart).
+    pid = sandbox.exec("docker", "inspect", "-f", "{{.State.Pid}}", f"tengen-backend-{live}-1").stdout.strip()
+    sandbox.exec("kill", "-9", pid.decode())
+    stored = wait_until_served(base, ctx, game.game_id)
+    assert [m[1] for m in stored["moves"][:2]] == ["C3", game.ai_move]
+
+
+def test_rebooted_vm_comes_back_with_the_games(sandbox, base, ctx):
+    game = play_vs_ai(base, ctx, move="G7")
+    subprocess.run(["docker", "restart", "--time", "30", sandbox.container], check=True, capture_output=True)
+    stored = wait_until_served(base, ctx, game.game_id, timeout=300)
+    assert [m[1] for m in stored["moves"][:2]] == ["G7", game.ai_move]
+    # Still playable after the reboot: the engine is back too.
+    assert play_vs_ai(base, ctx, move="E5").ai_move
+
+
+def build_variant(base_image: str, tag: str, broken: bool) -> None:
+    """An image derived from the live backend; `broken` makes its /readyz answer 404."""
+    steps = [f"FROM {base_image}"]
+    if broken:
+        steps += [
+            "USER root",
+            'RUN sed -i \'s#"/readyz"#"/readyz-gone"#\' /opt/tengen/tengen_app/app.py'
+            " && grep -q readyz-gone /opt/tengen/tengen_app/app.py",
+            "USER 10001:10001",
+        ]
+    steps.append(f"LABEL org.tengen.test-variant={tag}")
+    subprocess.run(
+        ["docker", "build", "-q", "-t", f"tengen/backend:{tag}", "-"],
+        input="\n".join(steps).encode(),
+        check=True,
+        capture_output=True,
+    )
+
+
+async def _wait_for_close(url: str, ctx, started: asyncio.Event, timeout: float) -> int | None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, ssl=ctx) as ws:
+            await ws.receive(timeout=30)  # the game's state
+            started.set()
+            msg = await ws.receive(timeout=timeout)
+            while msg.type == aiohttp.WSMsgType.TEXT:
+                msg = await ws.receive(timeout=timeout)
+            # The code in the server's close frame, as a browser's CloseEvent reports it (nginx's
+            # previous worker may drop the connection before the client's answering frame).
+            return msg.data if msg.type == aiohttp.WSMsgType.CLOSE else None
+
+
+def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, base, ctx):
+    before = ledger(sandbox)
+    live_image = before["releases"][0]["images"]["backend"]
+    tag = f"e2e-broken-{int(time.time())}"  # a new tag per run: tags are immutable
+    build_variant(live_image, tag, broken=True)
+    game = play_vs_ai(base, ctx, move="D4")
+    with SteadyLoad(base, ctx, game.game_id) as load:
+        proc = sandbox.ansible_playbook(
+            "playbooks/deploy.yml",
+            "-e",
+            f"game_stack_backend_image=tengen/backend:{tag}",
+            "-e",
+            "game_stack_health_timeout=90",
+        )
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "failed its health gate" in proc.stdout
+    assert load.total > 50
+    assert load.failures == [], load.failures[:5]
+    after = ledger(sandbox)
+    assert after["releases"][0] == before["releases"][0]
+    running = sandbox.exec("docker", "ps", "--format", "{{.Image}}").stdout.decode().split()
+    assert live_image in running and f"tengen/backend:{tag}" not in running
+
+
+def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox, base, ctx):
+    before = ledger(sandbox)["releases"][0]
+    tag = f"e2e-good-{int(time.time())}"
+    build_variant(before["images"]["backend"], tag, broken=False)
+    game = play_vs_ai(base, ctx, move="F6")
+    ws_url = base.replace("https://", "wss://") + f"/ws/games/{game.game_id}"
+
+    async def release() -> tuple[subprocess.CompletedProcess, int | None]:
+        started = asyncio.Event()
+        watcher = asyncio.create_task(_wait_for_close(ws_url, ctx, started, timeout=900))
+        await started.wait()
+        new_image = f"game_stack_backend_image=tengen/backend:{tag}"
+        proc = await asyncio.to_thread(sandbox.ansible_playbook, "playbooks/deploy.yml", "-e", new_image)
+        return proc, await asyncio.wait_for(watcher, 60)
+
+    with SteadyLoad(base, ctx, game.game_id) as load:
+        proc, close_code = asyncio.run(release())
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert load.total > 50
+    assert load.failures == [], load.failures[:5]
+    # The old backend closed its WebSockets with 1012 (service restart): clients reconnect.
+    assert close_code == 1012
+    after = ledger(sandbox)["releases"]
+    assert after[0]["images"]["backend"] == f"tengen/backend:{tag}"
+    assert after[0]["slot"] != before["slot"]
+    assert after[1]["id"] == before["id"]
+    assert play_vs_ai(base, ctx, move="E5").ai_move  # the new backend plays
+
+    with SteadyLoad(base, ctx, game.game_id) as load:
+        proc = sandbox.ansible_playbook("playbooks/deploy.yml", "-e", "rollback=true")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert load.failures == [], load.failures[:5]
+    restored = ledger(sandbox)["releases"]
+    assert restored[0]["images"] == before["images"]
+    assert wait_until_served(base, ctx, game.game_id)["moves"][:2] == [["B", "F6"], ["W", game.ai_move]]
