@@ -5,7 +5,7 @@ VENV ?= .venv
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 # The slow tiers, each scenario once per run.
-MOLECULE_SCENARIOS ?= base docker_engine sqlite_backup
+MOLECULE_SCENARIOS ?= base docker_engine sqlite_backup default
 PYTEST ?= pytest
 
 .PHONY: bootstrap bootstrap-test demo sandbox sandbox-destroy site smoke deploy lint unit molecule aws e2e test clean
