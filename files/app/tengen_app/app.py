@@ -71,6 +71,12 @@ class Metrics:
         )
         self.engine_errors = Counter("tengen_engine_errors", "Failed engine requests", registry=self.registry)
         self.moves = Counter("tengen_moves", "Moves played", ["by"], registry=self.registry)
+        self.broadcast = Histogram(
+            "tengen_broadcast_seconds",
+            "Time to hand one game event to every WebSocket watching the game",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
 
 
 def bad_request(status: type[web.HTTPException], message: str) -> web.HTTPException:
@@ -101,9 +107,9 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store: Store = make_store(settings.database_url, settings.db_path)
-        self.pubsub: LocalPubSub = make_pubsub(settings.redis_url)
-        self.engine = EngineClient(settings.engine_url, settings.engine_timeout)
         self.metrics = Metrics()
+        self.pubsub: LocalPubSub = make_pubsub(settings.redis_url, self.metrics.broadcast.observe)
+        self.engine = EngineClient(settings.engine_url, settings.engine_timeout)
         self.sockets: set[web.WebSocketResponse] = set()
         self.ai_tasks: dict[str, asyncio.Task] = {}
         # Writes to one game are serialised within a replica; striped locks keep the set bounded.
