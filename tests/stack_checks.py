@@ -1,21 +1,26 @@
 """Checks of a running tengen stack from outside, as a player's browser reaches it.
 
-Shared by the molecule `default` verifier, the end-to-end tests, `scripts/smoke` and the
-benchmarks: HTTPS verified against the stack's CA, and a game against the AI through /api with
-the moves pushed over /ws.
+Shared by the molecule verifiers, the end-to-end tests, `scripts/smoke` and the benchmarks:
+HTTPS verified against the stack's CA, a game against the AI through /api with the moves pushed
+over /ws, and the project's playbooks run against a molecule scenario's VM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def https_context(ca_file: str) -> ssl.SSLContext:
@@ -132,3 +137,18 @@ class SteadyLoad:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+def molecule_playbook(name: str, *extra_vars: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run one of the project's playbooks against the molecule scenario's VM, as an operator would."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+    }
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(REPO / "playbooks" / name)]
+    for var in extra_vars:
+        cmd += ["-e", var]
+    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return run

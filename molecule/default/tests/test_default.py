@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from tests.stack_checks import get, get_game, https_context, play_vs_ai  # noqa: E402
+from tests.stack_checks import get, get_game, https_context, molecule_playbook, play_vs_ai  # noqa: E402
 
 VM = "tengen-stack-molecule-vm"
 CA = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")) / "caddy-root.crt"
@@ -109,3 +109,42 @@ def test_data_and_secrets_on_the_host(host):
     ledger = json.loads(host.file("/opt/tengen/releases.json").content_string)
     assert len(ledger["releases"]) == 1
     assert ledger["releases"][0]["images"]["engine"].startswith("tengen/engine-gnugo:")
+
+
+def running_backend(host) -> str:
+    names = host.check_output(
+        "docker ps --filter label=com.docker.compose.service --format '{{.Names}}'"
+    ).split()
+    backends = [n for n in names if n.startswith("tengen-backend-")]
+    assert len(backends) == 1, names
+    return backends[0]
+
+
+def test_backups_of_the_live_database_run_on_a_timer(host):
+    timer = host.service("tengen-backup.timer")
+    assert timer.is_enabled and timer.is_running
+    host.run_expect([0], "systemctl start tengen-backup.service")
+    state = json.loads(host.file("/var/lib/tengen-backup/status.json").content_string)
+    assert state["last_result"] == "ok", state
+    assert host.file(state["location"]).exists
+
+
+# Last: the restore puts the database back to the newest backup.
+def test_a_restore_brings_the_backup_back_through_the_live_backend_slot(host, base, ctx):
+    kept = play_vs_ai(base, ctx, move="C3").game_id
+    host.run_expect([0], "systemctl start tengen-backup.service")
+    # By name: the timer may take a newer backup meanwhile.
+    backup = json.loads(host.file("/var/lib/tengen-backup/status.json").content_string)["name"]
+    later = play_vs_ai(base, ctx, move="G7").game_id
+    slot = running_backend(host)
+
+    run = molecule_playbook("restore.yml", f"sqlite_backup_restore_backup={backup}")
+    assert "Restored tengen-" in run.stdout
+
+    # The slot that ran before runs again, healthy; the game made after the backup is gone.
+    assert running_backend(host) == slot
+    state = json.loads(host.check_output(f"docker inspect {slot}"))[0]["State"]
+    assert state["Health"]["Status"] == "healthy"
+    assert get_game(base, ctx, kept).status == 200
+    assert get_game(base, ctx, later).status == 404
+    assert any(name.startswith("tengen.db.pre-restore-") for name in host.file("/var/lib/tengen").listdir())

@@ -4,32 +4,19 @@ and the restore playbook brings back a deleted game while the stand-in backend i
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from tests.stack_checks import molecule_playbook  # noqa: E402
+
 DB = "/var/lib/tengen/tengen.db"
 
 
 def sql(host, query: str) -> str:
     return host.check_output(f"sqlite3 -cmd '.timeout 10000' {DB} \"{query}\"")
-
-
-def playbook(name: str, *extra_vars: str) -> subprocess.CompletedProcess:
-    """Run one of the project's playbooks against this scenario's VM, as an operator would."""
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-    }
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(REPO / "playbooks" / name)]
-    for var in extra_vars:
-        cmd += ["-e", var]
-    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    return run
 
 
 def status(host) -> dict:
@@ -80,7 +67,7 @@ def test_restore_brings_back_a_deleted_game(host):
     sql(host, f"DELETE FROM moves WHERE game_id = {game}; DELETE FROM games WHERE id = {game};")
     assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "0"
 
-    run = playbook("restore.yml", f"sqlite_backup_restore_backup={newest}")
+    run = molecule_playbook("restore.yml", f"sqlite_backup_restore_backup={newest}")
     assert f"Restored {newest}" in " ".join(run.stdout.split())
 
     assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "1"
@@ -95,7 +82,7 @@ def test_restore_brings_back_a_deleted_game(host):
 
 
 def test_the_drill_compares_the_latest_backup_with_the_live_database(host):
-    run = playbook("restore-drill.yml")
+    run = molecule_playbook("restore-drill.yml")
     out = " ".join(run.stdout.split())
     assert "restores and verifies" in out and "games" in out
     assert not host.file("/var/tmp/tengen-restore-drill.db").exists
