@@ -283,7 +283,9 @@ def test_engine_is_named_in_a_private_cloud_map_namespace(stack: Stack) -> None:
     registries = {name: s.get("serviceRegistries", []) for name, s in services.items()}
     assert registries == {"backend": [], "engine": [{"registryArn": engine["Arn"]}], "web": []}
     # The name the backend is given is the one Cloud Map serves.
-    backend = stack.client("ecs").describe_task_definition(taskDefinition=f"{STACK}-backend")["taskDefinition"]
+    backend = stack.client("ecs").describe_task_definition(taskDefinition=f"{STACK}-backend")[
+        "taskDefinition"
+    ]
     env = {e["name"]: e["value"] for e in backend["containerDefinitions"][0]["environment"]}
     assert env["TENGEN_ENGINE_URL"] == f"http://{engine['Name']}.{namespace['Name']}:8001"
 

@@ -43,7 +43,13 @@ def namespaces(sd) -> list[dict]:
 def test_present_absent_idempotent_and_check_mode(aws_env: str) -> None:
     sd = boto3.client("servicediscovery")
     vpc = boto3.client("ec2").create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
-    args = {"namespace": NAMESPACE, "vpc_id": vpc, "service_name": "engine", "dns_ttl": 15, "tags": {"k": "v"}}
+    args = {
+        "namespace": NAMESPACE,
+        "vpc_id": vpc,
+        "service_name": "engine",
+        "dns_ttl": 15,
+        "tags": {"k": "v"},
+    }
 
     dry = run_module(args, check=True)
     assert dry["changed"] is True and dry["service_arn"] == ""
@@ -56,7 +62,9 @@ def test_present_absent_idempotent_and_check_mode(aws_env: str) -> None:
     assert service["Arn"] == first["service_arn"]
     assert service["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 15}]
     assert service["HealthCheckCustomConfig"] == {"FailureThreshold": 1}
-    assert sd.list_tags_for_resource(ResourceARN=first["namespace_arn"])["Tags"] == [{"Key": "k", "Value": "v"}]
+    assert sd.list_tags_for_resource(ResourceARN=first["namespace_arn"])["Tags"] == [
+        {"Key": "k", "Value": "v"}
+    ]
 
     again = run_module(args)
     assert again["changed"] is False

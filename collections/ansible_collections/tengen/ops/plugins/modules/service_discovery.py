@@ -124,7 +124,9 @@ service_id:
   type: str
   sample: srv-abcdefgh12345678
 service_arn:
-  description: ARN of the service, for ECS C(serviceRegistries); empty when absent, or in check mode before it is created.
+  description:
+    - ARN of the service, for ECS C(serviceRegistries).
+    - Empty when absent, or in check mode before it is created.
   returned: always
   type: str
   sample: arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-abcdefgh12345678
@@ -246,8 +248,9 @@ class Discovery:
             if operation["Status"] == "SUCCESS":
                 return operation
             if operation["Status"] == "FAIL":
+                reason = operation.get("ErrorMessage") or operation.get("ErrorCode", "")
                 self.module.fail_json(
-                    msg=f"Cloud Map could not {what}: {operation.get('ErrorMessage', operation.get('ErrorCode', ''))}",
+                    msg=f"Cloud Map could not {what}: {reason}",
                     operation=camel_dict_to_snake_dict(operation),
                 )
             if time.monotonic() > deadline:
@@ -312,7 +315,8 @@ class Discovery:
                 "to an existing service; delete the service (state=absent) and run again"
             )
         current = [
-            {"Type": r["Type"], "TTL": r["TTL"]} for r in (service.get("DnsConfig") or {}).get("DnsRecords", [])
+            {"Type": r["Type"], "TTL": r["TTL"]}
+            for r in (service.get("DnsConfig") or {}).get("DnsRecords", [])
         ]
         if current != self.records():
             self.changed = True
