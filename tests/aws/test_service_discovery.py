@@ -95,3 +95,4 @@ def test_present_absent_idempotent_and_check_mode(aws_env: str) -> None:
     assert gone["changed"] is True and gone["namespace_id"] == ""
     assert namespaces(sd) == []
     assert run_module(absent)["changed"] is False
+    boto3.client("ec2").delete_vpc(VpcId=vpc)
