@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from tests.scale_out_run import Run, run_playbook
@@ -245,6 +246,50 @@ def test_task_definitions_and_services(stack: Stack) -> None:
     # capacity provider strategy from the services it stores; the playbook sets both (services.yml).
 
 
+def _engine_discovery(stack: Stack) -> tuple[dict, dict]:
+    """The stack's Cloud Map namespace and its engine service, as Cloud Map describes them."""
+    sd = stack.client("servicediscovery")
+    namespaces = [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == f"{STACK}.internal"]
+    assert [n["Type"] for n in namespaces] == ["DNS_PRIVATE"]
+    # moto ignores the NAMESPACE_ID filter; the full description names the namespace.
+    services = [sd.get_service(Id=s["Id"])["Service"] for s in sd.list_services()["Services"]]
+    engine = [s for s in services if s["NamespaceId"] == namespaces[0]["Id"]]
+    assert [s["Name"] for s in engine] == ["engine"]
+    return namespaces[0], engine[0]
+
+
+def test_engine_is_named_in_a_private_cloud_map_namespace(stack: Stack) -> None:
+    namespace, engine = _engine_discovery(stack)
+    sd = stack.client("servicediscovery")
+    assert engine["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]
+    assert engine["DnsConfig"]["RoutingPolicy"] == "MULTIVALUE"
+    assert engine["HealthCheckCustomConfig"] == {"FailureThreshold": 1}
+    for arn in (namespace["Arn"], engine["Arn"]):
+        tags = {t["Key"]: t["Value"] for t in sd.list_tags_for_resource(ResourceARN=arn)["Tags"]}
+        assert tags["tengen:stack"] == STACK
+    # The VPC binding: Cloud Map does not return a namespace's VPC, and moto neither associates
+    # the namespace's hosted zone with it; moto does refuse a second namespace in the same VPC.
+    vpc = stack.client("ec2").describe_vpcs(Filters=[TAG])["Vpcs"][0]["VpcId"]
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sd.create_private_dns_namespace(Name="probe.internal", Vpc=vpc)
+    assert refused.value.response["Error"]["Code"] == "ConflictingDomainExists"
+    # ECS registers the engine's tasks with it; backend and web are reached through the ALB.
+    services = {
+        s["serviceName"]: s
+        for s in stack.client("ecs").describe_services(cluster=STACK, services=["backend", "engine", "web"])[
+            "services"
+        ]
+    }
+    registries = {name: s.get("serviceRegistries", []) for name, s in services.items()}
+    assert registries == {"backend": [], "engine": [{"registryArn": engine["Arn"]}], "web": []}
+    # The name the backend is given is the one Cloud Map serves.
+    backend = stack.client("ecs").describe_task_definition(taskDefinition=f"{STACK}-backend")[
+        "taskDefinition"
+    ]
+    env = {e["name"]: e["value"] for e in backend["containerDefinitions"][0]["environment"]}
+    assert env["TENGEN_ENGINE_URL"] == f"http://{engine['Name']}.{namespace['Name']}:8001"
+
+
 def test_load_balancer_listeners_rules_and_health_checks(stack: Stack) -> None:
     elb = stack.client("elbv2")
     lb = elb.describe_load_balancers(Names=[STACK])["LoadBalancers"][0]
@@ -373,6 +418,9 @@ def test_teardown_leaves_nothing_tagged(stack: Stack) -> None:
         "ResourceRecordSets"
     ]
     assert [r for r in records if r["Type"] == "A"] == []
+    sd = stack.client("servicediscovery")
+    assert [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == f"{STACK}.internal"] == []
+    assert [s for s in sd.list_services()["Services"] if s["Name"] == "engine"] == []
     # moto keeps a deleted replication group in status "deleting" for ever (real AWS removes it).
     redis = stack.client("elasticache").describe_replication_groups()["ReplicationGroups"]
     assert [g["Status"] for g in redis if g["ReplicationGroupId"] == STACK] in ([], ["deleting"])
