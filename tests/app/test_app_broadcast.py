@@ -6,48 +6,13 @@ import asyncio
 import re
 
 import aiohttp
-from tengen_app.pubsub import LocalPubSub
 
+from tests.app.broadcast_scenario import check_a_slow_reader_waits_alone_and_a_broken_one_stops_nobody
 from tests.service_servers import Server, create, next_game, play, request
 
 
 def test_a_slow_reader_waits_alone_and_a_broken_one_stops_nobody() -> None:
-    durations: list[float] = []
-    hub = LocalPubSub(observe=durations.append)
-    received: list[tuple[int, str]] = []
-    release = asyncio.Event()
-
-    def fast(n: int):
-        async def send(message: str) -> None:
-            received.append((n, message))
-
-        return send
-
-    async def slow(message: str) -> None:
-        await release.wait()
-        received.append((-1, message))
-
-    async def broken(message: str) -> None:
-        raise ConnectionResetError("the peer went away")
-
-    async def scenario() -> None:
-        for n in range(200):
-            hub.subscribe("g", fast(n))
-        hub.subscribe("g", slow)
-        hub.subscribe("g", broken)
-        delivery = asyncio.create_task(hub.deliver("g", "event"))
-        await asyncio.sleep(0.05)
-        # Every fast socket has the event while the slow one still waits; the broadcast waits for it.
-        assert sorted(n for n, _ in received) == list(range(200))
-        assert not delivery.done() and durations == []
-        release.set()
-        await asyncio.wait_for(delivery, 5)
-        assert (-1, "event") in received and len(received) == 201
-        # Nothing is sent for a game nobody watches.
-        await hub.deliver("other", "event")
-
-    asyncio.run(scenario())
-    assert len(durations) == 1 and durations[0] >= 0.05
+    check_a_slow_reader_waits_alone_and_a_broken_one_stops_nobody()
 
 
 def test_broadcasts_are_counted_in_the_metrics(backend: Server) -> None:

@@ -139,6 +139,21 @@ def test_backend_and_gnugo_engine_play_a_game_together(images: dict[str, str], r
     assert docker("inspect", "-f", "{{.State.ExitCode}}", backend) == "0"
 
 
+def test_the_backend_image_broadcasts_eagerly_on_uvloop(images: dict[str, str]) -> None:
+    scenario = REPO / "tests" / "app" / "broadcast_scenario.py"
+    out = docker(
+        "run", "--rm", "-v", f"{scenario}:/tmp/broadcast_scenario.py:ro", "--entrypoint", "python3",
+        images["backend"], "-c",
+        "import asyncio, runpy, sys; from tengen_app.__main__ import new_event_loop;"
+        " print(type(new_event_loop()).__module__, sys.version_info >= (3, 12));"
+        " runpy.run_path('/tmp/broadcast_scenario.py', run_name='__main__')",
+    )  # fmt: skip
+    loop_module, eager = out.splitlines()[0].split()
+    # The server's loop is uvloop's, and the image's Python starts sends eagerly (3.12+).
+    assert loop_module.startswith("uvloop") and eager == "True", out
+    assert "broadcast scenario held" in out
+
+
 def test_web_serves_the_client(images: dict[str, str], run) -> None:
     web = run(images["web"])
     wait_healthy(web)
