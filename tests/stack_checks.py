@@ -16,11 +16,11 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+from tests.e2e.sandbox import run_playbook
 
 
 def https_context(ca_file: str) -> ssl.SSLContext:
@@ -141,14 +141,8 @@ class SteadyLoad:
 
 def molecule_playbook(name: str, *extra_vars: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run one of the project's playbooks against the molecule scenario's VM, as an operator would."""
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-    }
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(REPO / "playbooks" / name)]
-    for var in extra_vars:
-        cmd += ["-e", var]
-    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    args = [arg for var in extra_vars for arg in ("-e", var)]
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    run = run_playbook(inventory, REPO / "playbooks" / name, *args, timeout=timeout)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     return run

@@ -14,19 +14,27 @@ ANSIBLE_BIN = Path(sys.executable).parent
 
 
 def ansible_env() -> dict[str, str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    # The project's ansible.cfg and roles, also where a caller (molecule's verifier) set its own.
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
     env["PATH"] = f"{ANSIBLE_BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
 def run_playbook(
-    inventory: Path | None, playbook: str | Path, *extra_args: str
+    inventory: Path | str | None, playbook: str | Path, *extra_args: str, timeout: float | None = None
 ) -> subprocess.CompletedProcess:
     cmd = [str(ANSIBLE_BIN / "ansible-playbook")]
     if inventory is not None:
         cmd += ["-i", str(inventory)]
     cmd += [str(playbook), *extra_args]
-    return subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False)
+    return subprocess.run(
+        cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False, timeout=timeout
+    )
 
 
 @dataclass
