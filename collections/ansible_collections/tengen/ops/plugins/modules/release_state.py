@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tengen.ops.plugins.module_utils.sqlite_backup import atomic_write_bytes
 
 DOCUMENTATION = r"""
 module: release_state
@@ -128,13 +127,8 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(path: str, data: dict[str, Any]) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".releases.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    # fsynced and renamed into place: a crash never leaves a partial ledger for a rollback to read
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o644)
 
 
 def main() -> None:
