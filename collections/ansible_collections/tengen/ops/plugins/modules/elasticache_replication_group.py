@@ -154,10 +154,7 @@ class ReplicationGroup:
         )
 
     def create(self) -> None:
-        p = self.params
-        for name in ("node_type", "cache_subnet_group_name"):
-            if not p[name]:
-                self.module.fail_json(msg=f"{name} is required to create replication group {self.group_id}")
+        p = self.params  # node_type and cache_subnet_group_name: required_if state is present
         multi = p["num_cache_clusters"] > 1
         self.client.create_replication_group(
             ReplicationGroupId=self.group_id,
@@ -197,7 +194,7 @@ class ReplicationGroup:
                 "(replace the group to change them)"
             )
         changes: dict[str, Any] = {}
-        if p["node_type"] and group.get("CacheNodeType") != p["node_type"]:
+        if group.get("CacheNodeType") != p["node_type"]:
             changes["CacheNodeType"] = p["node_type"]
         if group.get("Description") != p["description"]:
             changes["ReplicationGroupDescription"] = p["description"]
@@ -257,8 +254,12 @@ class ReplicationGroup:
         group = self.describe()
         if group is None:
             return {"changed": False, "replication_group": {}}
-        if not self.module.check_mode and group.get("Status") != "deleting":
-            self.client.delete_replication_group(ReplicationGroupId=self.group_id, RetainPrimaryCluster=False)
+        if not self.module.check_mode:
+            # A deletion already under way (an earlier, interrupted run) is waited for all the same.
+            if group.get("Status") != "deleting":
+                self.client.delete_replication_group(
+                    ReplicationGroupId=self.group_id, RetainPrimaryCluster=False
+                )
             self.wait("replication_group_deleted")
         return {"changed": True, "replication_group": {}}
 
