@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.e2e.sandbox import ANSIBLE_BIN, ansible_env
 
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOKS = REPO / "playbooks" / "scale-out"
@@ -32,10 +33,8 @@ def run_playbook(
 ) -> Run:
     """ansible-playbook playbooks/scale-out/<name> against endpoint, with throwaway credentials."""
     env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        **ansible_env(),
         "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "eu-west-1",
@@ -44,7 +43,7 @@ def run_playbook(
     }
     env.pop("AWS_PROFILE", None)
     cmd = [
-        "ansible-playbook",
+        str(ANSIBLE_BIN / "ansible-playbook"),
         "-i",
         str(INVENTORY),
         str(PLAYBOOKS / name),

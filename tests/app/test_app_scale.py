@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +13,7 @@ import aiohttp
 import psycopg
 
 from tests.app.test_app_api import create, next_game, play
+from tests.conftest import wait_for_http
 from tests.service_servers import APP_DIR, Postgres, Redis, Server, request, start_backend
 
 
@@ -123,7 +123,7 @@ def test_replicas_resubscribe_after_redis_restarts(tmp_path, engine: Server, pos
         status, data = request("GET", f"{two.url}/readyz")
         assert status == 503 and any(reason.startswith("pubsub") for reason in data["reasons"])
         redis_server.start()  # the same port again
-        wait_until_ready(two)
+        wait_for_http(f"{two.url}/readyz", timeout=20)
 
         async def move_seen_elsewhere() -> dict:
             async with aiohttp.ClientSession() as session:
@@ -147,10 +147,3 @@ def test_replicas_resubscribe_after_redis_restarts(tmp_path, engine: Server, pos
         one.stop()
         two.stop()
         redis_server.stop()
-
-
-def wait_until_ready(server: Server, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while request("GET", f"{server.url}/readyz")[0] != 200:
-        assert time.monotonic() < deadline, request("GET", f"{server.url}/readyz")
-        time.sleep(0.2)

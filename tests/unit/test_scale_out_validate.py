@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.tengen.ops.plugins.module_utils.scale_out import (  # noqa: E402
     FARGATE_SIZES,

@@ -61,24 +61,26 @@ def test_restore_brings_back_a_deleted_game(host):
     # The scenario's 20-second timer would prune the backup taken here (one per hour is kept) and
     # make newer ones after the delete: pause it for the restore.
     host.run_expect([0], "systemctl stop tengen-backup.timer")
-    host.run_expect([0], "systemctl start tengen-backup.service")
-    newest = status(host)["name"]
-    game = int(sql(host, "SELECT min(id) FROM games"))
-    sql(host, f"DELETE FROM moves WHERE game_id = {game}; DELETE FROM games WHERE id = {game};")
-    assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "0"
+    try:
+        host.run_expect([0], "systemctl start tengen-backup.service")
+        newest = status(host)["name"]
+        game = int(sql(host, "SELECT min(id) FROM games"))
+        sql(host, f"DELETE FROM moves WHERE game_id = {game}; DELETE FROM games WHERE id = {game};")
+        assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "0"
 
-    run = molecule_playbook("restore.yml", f"sqlite_backup_restore_backup={newest}")
-    assert f"Restored {newest}" in " ".join(run.stdout.split())
+        run = molecule_playbook("restore.yml", f"sqlite_backup_restore_backup={newest}")
+        assert f"Restored {newest}" in " ".join(run.stdout.split())
 
-    assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "1"
-    assert sql(host, "PRAGMA integrity_check") == "ok"
-    assert host.service("tengen-writer.service").is_running  # the backend was started again
-    kept = host.check_output("ls /var/lib/tengen").split()
-    assert any(name.startswith("tengen.db.pre-restore-") for name in kept), kept
-    assert host.file(DB).user == "tengen"  # the restored file took the replaced one's owner
-    time.sleep(2)
-    assert int(sql(host, "SELECT max(id) FROM games")) > game  # and the backend writes to it again
-    host.run_expect([0], "systemctl start tengen-backup.timer")
+        assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "1"
+        assert sql(host, "PRAGMA integrity_check") == "ok"
+        assert host.service("tengen-writer.service").is_running  # the backend was started again
+        kept = host.check_output("ls /var/lib/tengen").split()
+        assert any(name.startswith("tengen.db.pre-restore-") for name in kept), kept
+        assert host.file(DB).user == "tengen"  # the restored file took the replaced one's owner
+        time.sleep(2)
+        assert int(sql(host, "SELECT max(id) FROM games")) > game  # and the backend writes to it again
+    finally:  # the later tests need the timer, whatever happened here
+        host.run_expect([0], "systemctl start tengen-backup.timer")
 
 
 def test_the_drill_compares_the_latest_backup_with_the_live_database(host):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup  # noqa: E402
 
@@ -76,13 +74,6 @@ def writer(db: Path, journal_mode: str = "wal") -> Iterator[subprocess.Popen]:
         out, _ = proc.communicate(timeout=60)
         proc.stdout_value = out  # type: ignore[attr-defined]
         stop.unlink()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (an unreachable bucket endpoint)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def file_digests(directory: Path) -> dict[str, str]:

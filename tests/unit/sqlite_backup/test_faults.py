@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlite_helpers import counts, file_digests, free_port, make_db
+from sqlite_helpers import counts, file_digests, make_db
+
+from tests.conftest import free_port
 
 
 @pytest.fixture
