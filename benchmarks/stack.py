@@ -147,7 +147,6 @@ def bench_noop_site() -> None:
 def bench_websockets(sockets: int, moves: int) -> None:
     data = ledger()["releases"][0]
     image, slot = data["images"]["backend"], data["slot"]
-    vm("docker", "cp", "/var/lib/tengen-caddy/data/caddy/pki/authorities/local/root.crt", "/tmp/bench-ca.crt")
     results = {}
     paths = {
         "caddy+nginx": ("wss://caddy", "https://caddy"),
