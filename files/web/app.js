@@ -78,6 +78,13 @@ function render(game) {
   $("sgf").href = `/api/games/${game.id}/sgf`;
 }
 
+// Every path that renders goes through here. The HTTP answer to a move can arrive after the
+// WebSocket has delivered a newer state (the AI's reply): an older version is never shown.
+function show(game) {
+  if (current.game && current.game.id === game.id && game.version < current.game.version) return;
+  render(current.game = game);
+}
+
 function myColor(game) {
   if (current.colors) return game.to_play || "B"; // both seats on this page
   return current.color;
@@ -87,7 +94,7 @@ async function act(path, body) {
   say("");
   try {
     const token = current.tokens[myColor(current.game)];
-    render(current.game = await api(path, { ...body, token }));
+    show(await api(path, { ...body, token }));
   } catch (error) {
     say(error.message);
   }
@@ -101,8 +108,8 @@ function connect() {
   ws.onopen = () => { retry = 0; $("connection").textContent = "live"; $("connection").classList.add("live"); };
   ws.onmessage = (event) => {
     const data = JSON.parse(event.data);
-    if (data.type === "game" && (!current.game || data.game.version >= current.game.version)) {
-      render(current.game = data.game);
+    if (data.type === "game") {
+      show(data.game);
     } else if (data.type === "error") {
       say(data.error);
     }
@@ -139,7 +146,7 @@ $("new-game").addEventListener("submit", async (event) => {
     const mine = form.get("color") === "black" ? "B" : "W";
     const tokens = { [mine]: data.tokens[mine] };
     open(data.game.id, tokens, false);
-    render(current.game = data.game);
+    show(data.game);
     const other = mine === "B" ? "W" : "B";
     $("invite").hidden = !data.tokens[other];
     if (data.tokens[other]) {

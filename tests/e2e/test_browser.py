@@ -10,24 +10,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.browser import launch
 from tests.conftest import REPO
 from tests.e2e.conftest import STATE_DIR
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
 def browser_home(tmp_path: Path) -> Path:
     """A HOME whose NSS database trusts the sandbox's root certificate, and nothing else of ours."""
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing (scripts/test-packages.txt)"
     assert shutil.which("certutil"), "certutil is missing: libnss3-tools (scripts/test-packages.txt)"
     nssdb = tmp_path / ".pki" / "nssdb"
     nssdb.mkdir(parents=True)
@@ -55,7 +45,7 @@ def test_play_a_move_against_the_ai_in_a_browser(sandbox, browser_home):
     artifacts = REPO / "artifacts"
     artifacts.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, env={"HOME": str(browser_home)})
+        browser = launch(p, browser_home)
         try:
             page = browser.new_page(viewport={"width": 480, "height": 800})  # a phone-sized screen
             response = page.goto(url)
