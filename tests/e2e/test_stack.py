@@ -126,17 +126,34 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
     game = play_vs_ai(base, ctx, move="F6")
     ws_url = base.replace("https://", "wss://") + f"/ws/games/{game.game_id}"
 
-    async def release() -> tuple[subprocess.CompletedProcess, int | None]:
+    async def second_deploy_once_the_first_holds_the_lock() -> subprocess.CompletedProcess:
+        for _ in range(300):
+            held = sandbox.exec("cat", "/run/lock/tengen-change.lock", check=False).stdout.decode()
+            if '"deploy.yml"' in held:
+                return await asyncio.to_thread(
+                    sandbox.ansible_playbook, "playbooks/deploy.yml", "-e", "rollback=true"
+                )
+            await asyncio.sleep(0.5)
+        raise AssertionError("the release never took the change lock")
+
+    async def release() -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess, int | None]:
         started = asyncio.Event()
         watcher = asyncio.create_task(_wait_for_close(ws_url, ctx, started, timeout=900))
         await started.wait()
         new_image = f"game_stack_backend_image=tengen/backend:{tag}"
-        proc = await asyncio.to_thread(sandbox.ansible_playbook, "playbooks/deploy.yml", "-e", new_image)
-        return proc, await asyncio.wait_for(watcher, 60)
+        first = asyncio.create_task(
+            asyncio.to_thread(sandbox.ansible_playbook, "playbooks/deploy.yml", "-e", new_image)
+        )
+        second = await second_deploy_once_the_first_holds_the_lock()
+        return await first, second, await asyncio.wait_for(watcher, 60)
 
     with SteadyLoad(base, ctx, game.game_id) as load:
-        proc, close_code = asyncio.run(release())
+        proc, concurrent, close_code = asyncio.run(release())
     assert proc.returncode == 0, proc.stdout[-3000:]
+    # A second deploy during the release (a rollback, which would have switched slots under it)
+    # stopped at the lock, naming the release that held it.
+    assert concurrent.returncode != 0, concurrent.stdout[-3000:]
+    assert "is being changed by deploy.yml by" in concurrent.stdout
     assert load.total > 50
     assert load.failures == [], load.failures[:5]
     # The old backend closed its WebSockets with 1012 (service restart): clients reconnect.
