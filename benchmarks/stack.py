@@ -3,8 +3,10 @@
 
   python benchmarks/stack.py [--sockets 1000] [--skip-release]
 
-1. A release under steady load: failed requests out of the total while playbooks/deploy.yml
-   releases a new backend image (goal 0), and the release's duration.
+1. A release under the shared player load (tests/player_load.py: human games, AI games and
+   WebSocket watchers): its counts while playbooks/deploy.yml releases a new backend image (goal:
+   0 failed, 0 lost, 0 stale), and the release's duration. A release that failed, or a load that
+   saw a failure, ends the benchmark with an error and prints no release figure.
 2. A no-op site.yml: its duration (and its changed count, which should be 0).
 3. WebSockets held through Caddy and nginx: N sockets watch one game and every move is
    broadcast to all; p50/p99 of the broadcast, against the same clients reaching the backend
@@ -26,7 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.stack_checks import SteadyLoad, https_context, play_vs_ai  # noqa: E402
+from tests.player_load import PlayerLoad  # noqa: E402
+from tests.stack_checks import https_context  # noqa: E402
 
 VM = os.environ.get("TENGEN_SANDBOX", "tengen-sandbox")
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
@@ -116,9 +119,8 @@ def bench_release(base: str, ctx) -> None:
     )
     if build.returncode:
         sys.exit(f"building {tag} failed: {build.stderr}")
-    game = play_vs_ai(base, ctx)
     started = time.monotonic()
-    with SteadyLoad(base, ctx, game.game_id, rate=20) as load:
+    with PlayerLoad(base, ctx) as load:
         proc = run(
             [
                 str(BIN / "ansible-playbook"),
@@ -128,12 +130,14 @@ def bench_release(base: str, ctx) -> None:
                 f"game_stack_backend_image={tag}",
             ]
         )
-    took = time.monotonic() - started
-    status = "ok" if proc.returncode == 0 else "FAILED"
-    print(f"release under steady load: {len(load.failures)} failed requests of {load.total} (goal 0)")
-    print(f"release time: {took:.1f} s (deploy.yml {status}, image shipped and health-gated)")
-    for failure in load.failures[:5]:
-        print(f"  failed: {failure}")
+        took = time.monotonic() - started
+    report = load.report
+    if proc.returncode:
+        sys.exit(f"release: deploy.yml failed, no figure (load: {report.summary()})\n{proc.stdout[-2000:]}")
+    if not report.clean:
+        sys.exit(f"release: the load saw failures, no figure: {report.summary()}\n  {report.details()}")
+    print(f"release under player load: {report.summary()}")
+    print(f"release time: {took:.1f} s (deploy.yml ok, image shipped and health-gated)")
 
 
 def bench_noop_site() -> None:

@@ -99,46 +99,6 @@ def get_game(base: str, ctx: ssl.SSLContext, game_id: str) -> Response:
     return get(f"{base}/api/games/{game_id}", ctx)
 
 
-class SteadyLoad:
-    """Players reading a game and loading the client at a steady rate, in a background thread.
-
-    Every answer other than 200 and every connection error counts as a failed request.
-    """
-
-    def __init__(self, base: str, ctx: ssl.SSLContext, game_id: str, rate: float = 20.0) -> None:
-        import threading
-
-        self.urls = [f"{base}/api/games/{game_id}", f"{base}/"]
-        self.ctx = ctx
-        self.interval = 1.0 / rate
-        self.total = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            url = self.urls[n % len(self.urls)]
-            n += 1
-            try:
-                status = get(url, self.ctx).status
-                if status != 200:
-                    self.failures.append(f"{url}: HTTP {status}")
-            except OSError as exc:
-                self.failures.append(f"{url}: {exc!r}")
-            self.total += 1
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> SteadyLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
 def molecule_playbook(name: str, *extra_vars: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run one of the project's playbooks against the molecule scenario's VM, as an operator would."""
     args = [arg for var in extra_vars for arg in ("-e", var)]

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import STATE_DIR
-from tests.stack_checks import SteadyLoad, get_game, https_context, play_vs_ai
+from tests.player_load import PlayerLoad
+from tests.stack_checks import get_game, https_context, play_vs_ai
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +101,7 @@ def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, b
     live_image = before["releases"][0]["images"]["backend"]
     tag = f"e2e-broken-{int(time.time())}"  # a new tag per run: tags are immutable
     build_variant(live_image, tag, broken=True)
-    game = play_vs_ai(base, ctx, move="D4")
-    with SteadyLoad(base, ctx, game.game_id) as load:
+    with PlayerLoad(base, ctx) as load:
         proc = sandbox.ansible_playbook(
             "playbooks/deploy.yml",
             "-e",
@@ -111,8 +111,8 @@ def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, b
         )
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert "failed its health gate" in proc.stdout
-    assert load.total > 50
-    assert load.failures == [], load.failures[:5]
+    assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
+    assert load.report.moves > 50 and load.report.ai_replies > 0
     after = ledger(sandbox)
     assert after["releases"][0] == before["releases"][0]
     running = sandbox.exec("docker", "ps", "--format", "{{.Image}}").stdout.decode().split()
@@ -147,15 +147,15 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
         second = await second_deploy_once_the_first_holds_the_lock()
         return await first, second, await asyncio.wait_for(watcher, 60)
 
-    with SteadyLoad(base, ctx, game.game_id) as load:
+    with PlayerLoad(base, ctx) as load:
         proc, concurrent, close_code = asyncio.run(release())
     assert proc.returncode == 0, proc.stdout[-3000:]
     # A second deploy during the release (a rollback, which would have switched slots under it)
     # stopped at the lock, naming the release that held it.
     assert concurrent.returncode != 0, concurrent.stdout[-3000:]
     assert "is being changed by deploy.yml by" in concurrent.stdout
-    assert load.total > 50
-    assert load.failures == [], load.failures[:5]
+    assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
+    assert load.report.moves > 50 and load.report.reconnects > 0
     # The old backend closed its WebSockets with 1012 (service restart): clients reconnect.
     assert close_code == 1012
     after = ledger(sandbox)["releases"]
@@ -164,10 +164,10 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
     assert after[1]["id"] == before["id"]
     assert play_vs_ai(base, ctx, move="E5").ai_move  # the new backend plays
 
-    with SteadyLoad(base, ctx, game.game_id) as load:
+    with PlayerLoad(base, ctx) as load:
         proc = sandbox.ansible_playbook("playbooks/deploy.yml", "-e", "rollback=true")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert load.failures == [], load.failures[:5]
+    assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
     restored = ledger(sandbox)["releases"]
     assert restored[0]["images"] == before["images"]
     assert wait_until_served(base, ctx, game.game_id)["moves"][:2] == [["B", "F6"], ["W", game.ai_move]]

@@ -1,0 +1,58 @@
+"""The shared player load finds what it is there to find: on a healthy backend nothing, and on a
+backend that crashes and comes back with an older database, the failed requests, the broken
+WebSockets and the acknowledged moves that were lost."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+from tests.player_load import PlayerLoad, human_move
+from tests.service_servers import APP_DIR, Server, start_backend, start_python
+
+
+def test_human_games_never_capture():
+    black = {human_move(n) for n in range(0, 60, 2)}
+    white = {human_move(n) for n in range(1, 60, 2)}
+    assert len(black) == len(white) == 30
+    assert max(int(v[1:]) for v in black) + 1 < min(int(v[1:]) for v in white)  # rows apart
+
+
+def test_a_healthy_backend_gives_a_clean_report(backend: Server):
+    with PlayerLoad(backend.url, humans=3, ai_players=2) as load:
+        time.sleep(5)
+    report = load.report
+    assert report.clean, report.details()
+    assert report.moves > 20 and report.ai_replies >= 2
+    assert report.requests > report.moves
+
+
+def test_a_crash_that_loses_writes_is_counted(tmp_path: Path, engine: Server):
+    backend = start_backend(tmp_path, engine.url)
+    db = Path(backend.env["TENGEN_DB_PATH"])
+    snapshot = tmp_path / "snapshot.db"
+    with PlayerLoad(backend.url, humans=3, ai_players=1) as load:
+        time.sleep(2)
+        with sqlite3.connect(db) as live, sqlite3.connect(snapshot) as copy:
+            live.backup(copy)
+        acknowledged_at_snapshot = load.report.moves
+        time.sleep(2)
+        assert load.report.moves > acknowledged_at_snapshot
+        backend.stop(signal.SIGKILL)
+        # The database of an earlier moment comes back: every move acknowledged since is gone.
+        for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        shutil.copy(snapshot, db)
+        time.sleep(1)
+        restarted = start_python("tengen_app", APP_DIR, backend.env, f"{backend.url}/healthz", backend.log)
+        time.sleep(3)
+    restarted.terminate()
+    restarted.wait(timeout=20)
+    report = load.report
+    assert not report.clean
+    assert any("Errno 111" in f or "Connect" in f for f in report.failures), report.failures[:5]
+    assert any("WebSocket" in f for f in report.failures), report.failures[:5]
+    assert any("not stored" in lost for lost in report.lost), report.summary()
