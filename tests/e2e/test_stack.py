@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import time
 
@@ -12,6 +14,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import STATE_DIR
+from tests.e2e.sandbox import ANSIBLE_BIN, ansible_env
 from tests.player_load import PlayerLoad
 from tests.stack_checks import get_game, https_context, play_vs_ai
 
@@ -153,7 +156,7 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
     # A second deploy during the release (a rollback, which would have switched slots under it)
     # stopped at the lock, naming the release that held it.
     assert concurrent.returncode != 0, concurrent.stdout[-3000:]
-    assert "is being changed by deploy.yml by" in concurrent.stdout
+    assert "is being changed by deploy.yml by" in concurrent.stdout + concurrent.stderr
     assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
     assert load.report.moves > 50 and load.report.reconnects > 0
     # The old backend closed its WebSockets with 1012 (service restart): clients reconnect.
@@ -171,3 +174,58 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
     restored = ledger(sandbox)["releases"]
     assert restored[0]["images"] == before["images"]
     assert wait_until_served(base, ctx, game.game_id)["moves"][:2] == [["B", "F6"], ["W", game.ai_move]]
+
+
+def deploy_until(sandbox, task: str, *extra: str) -> str:
+    """Run deploy.yml and kill the controller (every process of it) as `task` starts."""
+    cmd = [
+        str(ANSIBLE_BIN / "ansible-playbook"),
+        "-i",
+        str(sandbox.inventory),
+        "playbooks/deploy.yml",
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env=ansible_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(f"TASK [game_stack : {task}"):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen[-40:])
+    return "".join(seen)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "release | Switch nginx to the new backend",  # recorded as live, nginx still on the old slot
+        "release | Stop the old backend",  # nginx switched, the old slot still running
+    ],
+)
+def test_a_release_whose_controller_dies_is_finished_by_the_next_run(sandbox, base, ctx, task):
+    before = ledger(sandbox)["releases"][0]
+    tag = f"e2e-crash-{int(time.time())}"
+    build_variant(before["images"]["backend"], tag, broken=False)
+    image = f"game_stack_backend_image=tengen/backend:{tag}"
+    with PlayerLoad(base, ctx) as load:
+        deploy_until(sandbox, task, "-e", image)
+        proc = sandbox.ansible_playbook("playbooks/deploy.yml", "-e", image)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "no longer running" in proc.stdout + proc.stderr  # the dead run's lock was taken over
+    assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
+    assert load.report.moves > 20
+    live = ledger(sandbox)["releases"][0]
+    assert live["images"]["backend"] == f"tengen/backend:{tag}"
+    running = sandbox.exec("docker", "ps", "--format", "{{.Names}}").stdout.decode().split()
+    assert sorted(n for n in running if "-backend-" in n) == [f"tengen-backend-{live['slot']}-1"]
+    served = sandbox.exec("cat", "/opt/tengen/nginx/backend.inc").stdout.decode()
+    assert f"backend-{live['slot']}:8000" in served

@@ -104,3 +104,15 @@ def test_record_function_keeps_at_most_keep(keep):
     for n in range(5):
         data, _ = release_state.record(data, images(n), "blue", keep)
     assert len(data["releases"]) == keep
+
+
+def test_absent_removes_a_release_so_the_one_before_is_live_again(tmp_path):
+    path = str(tmp_path / "releases.json")
+    run({"path": path, "state": "present", "images": images(1), "slot": "blue"})
+    run({"path": path, "state": "present", "images": images(2), "slot": "green"})
+    result = run({"path": path, "state": "absent", "images": images(2)})
+    assert result["changed"] is True
+    assert result["current"]["images"] == images(1) and result["current"]["slot"] == "blue"
+    assert result["previous"] is None
+    again = run({"path": path, "state": "absent", "images": images(2)})
+    assert again["changed"] is False

@@ -21,6 +21,8 @@ description:
   - With I(state=present) the given release becomes the newest entry (moved up if it was already
     listed) and only the newest I(keep) entries stay. Images used only by dropped entries are returned
     as C(pruned_images) so that the caller can remove them.
+  - With I(state=absent) the release with the given I(images) leaves the list (a release recorded
+    as live whose switch then failed), so that the one before it is live again.
 attributes:
   check_mode:
     support: full
@@ -32,9 +34,11 @@ options:
     type: path
     required: true
   state:
-    description: C(query) only reads; C(present) records I(images) and I(slot) as the live release.
+    description:
+      - C(query) only reads; C(present) records I(images) and I(slot) as the live release;
+        C(absent) removes the release of I(images).
     type: str
-    choices: [query, present]
+    choices: [query, present, absent]
     default: query
   images:
     description: Image references of the release, by service (backend, engine, web, caddy).
@@ -135,12 +139,12 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
-            "state": {"type": "str", "choices": ["query", "present"], "default": "query"},
+            "state": {"type": "str", "choices": ["query", "present", "absent"], "default": "query"},
             "images": {"type": "dict"},
             "slot": {"type": "str", "choices": ["blue", "green"]},
             "keep": {"type": "int", "default": 3},
         },
-        required_if=[("state", "present", ["images", "slot"])],
+        required_if=[("state", "present", ["images", "slot"]), ("state", "absent", ["images"])],
         supports_check_mode=True,
     )
     path = module.params["path"]
@@ -152,7 +156,10 @@ def main() -> None:
         module.exit_json(changed=False, pruned_images=[], **summary(data))
 
     images = {str(k): str(v) for k, v in module.params["images"].items()}
-    new, pruned = record(data, images, module.params["slot"], module.params["keep"])
+    if module.params["state"] == "absent":
+        new, pruned = {"releases": [r for r in data["releases"] if r.get("id") != release_id(images)]}, []
+    else:
+        new, pruned = record(data, images, module.params["slot"], module.params["keep"])
     changed = new != {"releases": data["releases"]}
     if changed and not module.check_mode:
         write(path, new)
