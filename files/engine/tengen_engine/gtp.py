@@ -18,10 +18,13 @@ class EngineDied(Exception):
 
 
 class GtpProcess:
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], start_timeout: float = 120.0) -> None:
         self.argv = argv
+        self.start_timeout = start_timeout
         self.proc: asyncio.subprocess.Process | None = None
         self.name = ""
+        # True once the process has answered its first command (KataGo: the network is loaded).
+        self.ready = False
 
     @property
     def alive(self) -> bool:
@@ -40,14 +43,30 @@ class GtpProcess:
             limit=1 << 20,
         )
         # KataGo loads its network before it answers; the first reply says the engine is usable.
-        self.name = (await self.commands(["name"]))[0]
+        # The wait is bounded so that a process stuck while loading is killed and started again.
+        try:
+            self.name = (await asyncio.wait_for(self.commands(["name"]), self.start_timeout))[0]
+        except TimeoutError:
+            self.kill()
+            raise EngineDied(
+                f"the engine did not answer within {self.start_timeout:g} s of starting"
+            ) from None
+        except EngineDied:
+            code = await self.proc.wait()
+            raise EngineDied(f"the engine exited with code {code} before answering: {self.argv[0]}") from None
+        self.ready = True
+
+    def kill(self) -> None:
+        """Kill the process now, without waiting for it (its state is unknown)."""
+        self.ready = False
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
 
     async def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+        self.kill()
         with contextlib.suppress(Exception):
             await self.proc.wait()
 
