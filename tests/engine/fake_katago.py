@@ -334,6 +334,7 @@ class Engine:
         lead = self.komi + white - black
         white_win = min(0.99, max(0.01, 0.5 + lead / 40))
         legal = set(self.candidates(board.to_play))
+        owner = self.ownership()
         lines = []
         for symmetry in symmetries:
             # KataGo prints rows from the top of the board down, left to right.
@@ -355,13 +356,60 @@ class Engine:
                 f"policyPass {share:8.6f} ",
                 "whiteOwnership",
                 # From White's side: 1 is White's point, -1 Black's.
-                *("".join(f"{self.owner(p):9.7f} " for p in row) for row in rows),
+                *("".join(f"{owner.get(p, 0.0):9.7f} " for p in row) for row in rows),
             ]
         return "\n".join(lines)
 
-    def owner(self, point: tuple[int, int]) -> float:
-        color = self.board.stones.get(point)
-        return 0.0 if color is None else (0.9 if color == "W" else -0.9)
+    def ownership(self) -> dict[tuple[int, int], float]:
+        """Who owns each point, from White's side (1 White's, -1 Black's), by a crude rule.
+
+        A chain is dead when the area it can reach through empty points and its own stones holds
+        fewer than a quarter as many of its own stones as there are enemy stones around that area
+        (a lone stone inside a territory). Empty regions bordered by one colour's living stones
+        are that colour's. Enough for clear finished positions, not for real life and death.
+        """
+        board = self.board
+        dead: set = set()
+        seen: set = set()
+        for point, color in board.stones.items():
+            if point in seen:
+                continue
+            chain = board.group(board.stones, point)[0]
+            seen |= chain
+            area, border, todo = set(chain), set(), list(chain)
+            while todo:
+                for near in board.neighbours(todo.pop()):
+                    there = board.stones.get(near)
+                    if there is not None and there != color:
+                        border.add(near)
+                    elif near not in area:
+                        area.add(near)
+                        todo.append(near)
+            own = sum(1 for p in area if board.stones.get(p) == color)
+            if own * 4 < len(border):
+                dead |= chain
+        owner = {}
+        for point, color in board.stones.items():
+            white = (color == "W") != (point in dead)
+            owner[point] = 0.9 if white else -0.9
+        alive = {p: c for p, c in board.stones.items() if p not in dead}
+        for x in range(board.size):
+            for y in range(board.size):
+                if (x, y) in alive or (x, y) in owner and (x, y) not in dead:
+                    continue
+                region, borders, todo = {(x, y)}, set(), [(x, y)]
+                while todo:
+                    for near in board.neighbours(todo.pop()):
+                        if near in alive:
+                            borders.add(alive[near])
+                        elif near not in region:
+                            region.add(near)
+                            todo.append(near)
+                if len(borders) == 1:
+                    value = 0.8 if borders.pop() == "W" else -0.8
+                    for p in region:
+                        owner[p] = owner[p] if p in dead else value
+        return owner
 
     def final_score(self) -> str:
         # Area scoring: stones plus empty regions that touch one colour only.

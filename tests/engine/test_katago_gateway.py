@@ -119,9 +119,10 @@ def test_an_illegal_move_is_refused_and_the_engine_stays_in_step(start_katago, m
 @pytest.mark.parametrize("size", [2, 3, 9, 19])
 def test_analysis_gives_black_win_rate_score_lead_and_ownership(start_katago, size: int) -> None:
     katago = start_katago()
-    moves = [["B", "A1"]] if size < 9 else MOVES
+    moves = [["B", "A1"], ["W", "B2"]] if size < 9 else MOVES
     black = {v for c, v in moves if c == "B"}
-    body = {"size": size, "komi": 7.5, "moves": moves, "color": "W", "ownership": True}
+    color = "B" if len(moves) % 2 == 0 else "W"
+    body = {"size": size, "komi": 7.5, "moves": moves, "color": color, "ownership": True}
     status, data = request("POST", f"{katago.server.url}/analyze", body)
     assert status == 200, data
     assert katago.commands()[-1] == "kata-raw-nn 0"
@@ -139,7 +140,7 @@ def test_analysis_gives_black_win_rate_score_lead_and_ownership(start_katago, si
     assert data["black_score_lead"] == -white_lead
     assert data["black_win_rate"] == pytest.approx(1 - min(0.99, 0.5 + white_lead / 40))
     assert data["black_win_rate"] + data["white_win_rate"] == pytest.approx(1)
-    assert data["to_play"] == "W" and data["engine"] == "KataGo"
+    assert data["to_play"] == color and data["engine"] == "KataGo"
     # One value per point, keyed by vertex, from Black's side.
     ownership = data["ownership"]
     assert len(ownership) == size * size

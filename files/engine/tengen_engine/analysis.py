@@ -93,9 +93,14 @@ def analysis(raw: str, size: int, ownership: bool) -> dict:
         "best_moves": [{"move": move, "prior": round(p, 4)} for p, move in priors[:BEST_MOVES]],
     }
     if ownership:
-        grid = _grid(values, "whiteOwnership", size)
-        if any(not (math.isfinite(o) and -1.0 <= o <= 1.0) for o in grid):
-            raise EngineGarbled("kata-raw-nn: an ownership value is outside -1..1")
         # From Black's side like the rest: 1 = Black's point, -1 = White's.
-        result["ownership"] = {vertex(i, size): round(-o, 3) + 0.0 for i, o in enumerate(grid)}
+        result["ownership"] = {v: round(-o, 3) + 0.0 for v, o in white_ownership(values, size).items()}
     return result
+
+
+def white_ownership(values: dict[str, list[float]], size: int) -> dict[str, float]:
+    """KataGo's whiteOwnership by vertex: 1 is White's point, -1 Black's."""
+    grid = _grid(values, "whiteOwnership", size)
+    if any(not (math.isfinite(o) and -1.0 <= o <= 1.0) for o in grid):
+        raise EngineGarbled("kata-raw-nn: an ownership value is outside -1..1")
+    return {vertex(i, size): o for i, o in enumerate(grid)}

@@ -20,7 +20,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .analysis import EngineGarbled, analysis
+from .analysis import EngineGarbled, analysis, parse_raw_nn, white_ownership
+from .board import Board
+from .board import name as point_name
+from .board import parse as parse_point
 from .gtp import EngineDied, GtpError, GtpProcess
 from .pool import Pool, PoolFull, PoolTimeout
 
@@ -28,6 +31,9 @@ log = logging.getLogger("tengen.engine")
 COLUMNS = "ABCDEFGHJKLMNOPQRST"
 COLORS = {"B": "B", "W": "W", "BLACK": "B", "WHITE": "W"}
 RULES = ("chinese", "japanese")
+# A chain is dead when KataGo's network gives its points to the other colour at least this much
+# on average (1 = surely the other's): unsettled or seki stones, near 0, stay on the board.
+DEAD_OWNERSHIP = 0.5
 MAX_BODY = 64 * 1024
 
 
@@ -128,7 +134,7 @@ class Position:
     ownership: bool = False
 
     @classmethod
-    def parse(cls, body: object) -> Position:
+    def parse(cls, body: object, need_color: bool = True) -> Position:
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
         size = body.get("size")
@@ -140,7 +146,7 @@ class Position:
         rules = body.get("rules", "chinese")
         if rules not in RULES:
             raise BadRequest(f"rules must be one of {list(RULES)}")
-        color = COLORS.get(str(body.get("color", "")).upper())
+        color = COLORS.get(str(body.get("color", "" if need_color else "B")).upper())
         if color is None:
             raise BadRequest("color must be 'B' or 'W'")
         raw_moves = body.get("moves", [])
@@ -225,21 +231,23 @@ class Gateway:
     async def on_cleanup(self, app: web.Application) -> None:
         await self.pool.stop()
 
-    async def _position(self, request: web.Request) -> Position:
+    async def _position(self, request: web.Request, need_color: bool = True) -> Position:
         raw = await request.read()
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the body is not valid JSON") from None
-        position = Position.parse(body)
+        position = Position.parse(body, need_color)
         if self.settings.engine == "gnugo" and position.rules != self.settings.rules:
             raise BadRequest(f"this GNU Go pool plays {self.settings.rules} rules only")
         return position
 
-    async def _serve(self, route: str, request: web.Request, job, check=None) -> web.Response:
+    async def _serve(
+        self, route: str, request: web.Request, job, check=None, need_color=True
+    ) -> web.Response:
         started = time.monotonic()
         try:
-            position = await self._position(request)
+            position = await self._position(request, need_color)
             if check is not None:
                 check(position)
             result = await self.pool.run(lambda engine: job(engine, position))
@@ -289,6 +297,30 @@ class Gateway:
 
         return await self._serve("/analyze", request, job, check)
 
+    async def score(self, request: web.Request) -> web.Response:
+        """The dead stones of a finished game, as the engine judges them, and the score without them."""
+
+        async def job(engine: GtpProcess, position: Position) -> dict:
+            board = Board(position.size, position.moves)
+            if self.settings.engine == "katago":
+                raw = (await engine.commands([*position.setup(katago=True), "kata-raw-nn 0"]))[-1]
+                dead = dead_by_ownership(board, white_ownership(parse_raw_nn(raw), position.size))
+            else:
+                answer = (await engine.commands([*position.setup(), "final_status_list dead"]))[-1]
+                dead = set()
+                for vertex in answer.upper().split():
+                    if not valid_vertex(vertex, position.size) or parse_point(vertex) not in board.stones:
+                        raise EngineGarbled(f"final_status_list: {vertex} is not a stone on the board")
+                    dead.add(parse_point(vertex))
+            return {
+                "dead": [point_name(p) for p in sorted(dead)],
+                **board.score(dead, position.rules, position.komi),
+                "rules": position.rules,
+                "engine": engine.name,
+            }
+
+        return await self._serve("/score", request, job, need_color=False)
+
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -303,6 +335,17 @@ class Gateway:
         resp = web.Response(body=generate_latest(self.registry))
         resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return resp
+
+
+def dead_by_ownership(board: Board, white_owner: dict[str, float]) -> set:
+    """The stones of every chain whose points the network gives to the other colour."""
+    dead = set()
+    for chain in board.chains():
+        sign = 1.0 if board.stones[next(iter(chain))] == "W" else -1.0
+        own = sum(sign * white_owner[point_name(p)] for p in chain) / len(chain)
+        if own <= -DEAD_OWNERSHIP:
+            dead |= chain
+    return dead
 
 
 @web.middleware
@@ -323,6 +366,7 @@ def make_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(gateway.on_cleanup)
     app.router.add_post("/move", gateway.move)
     app.router.add_post("/analyze", gateway.analyze)
+    app.router.add_post("/score", gateway.score)
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/readyz", gateway.readyz)
     app.router.add_get("/metrics", gateway.metrics)
