@@ -83,25 +83,38 @@ class Katago:
         self.trap_file.write_text(f"{action} {command}")
 
 
+def launch_katago(tmp: Path, **env: str) -> Katago:
+    """A gateway with TENGEN_ENGINE=katago in front of the fake KataGo, its files under `tmp`."""
+    model = tmp / "model.bin.gz"
+    model.write_bytes(b"not a network: the fake only checks that the file is there")
+    events, trap = tmp / "katago-events.jsonl", tmp / "katago-trap"
+    env = {
+        "TENGEN_ENGINE": "katago",
+        "TENGEN_KATAGO_BIN": str(FAKE_KATAGO),
+        "TENGEN_KATAGO_MODEL": str(model),
+        "TENGEN_KATAGO_CONFIG": str(KATAGO_CONFIG),
+        "FAKE_KATAGO_LOG": str(events),
+        "FAKE_KATAGO_TRAP": str(trap),
+        **env,
+    }
+    return Katago(start_engine(tmp, **env), events, trap, model)
+
+
+@pytest.fixture(scope="module")
+def katago(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Katago]:
+    """One fake-KataGo gateway shared by a module's tests that neither trap nor restart it."""
+    started = launch_katago(tmp_path_factory.mktemp("katago"))
+    yield started
+    started.server.stop()
+
+
 @pytest.fixture
 def start_katago(tmp_path: Path) -> Iterator:
-    """Start a gateway with TENGEN_ENGINE=katago in front of the fake KataGo; stopped afterwards."""
+    """Start a gateway in front of the fake KataGo, with settings of the test's choosing."""
     started: list[Server] = []
 
     def start(**env: str) -> Katago:
-        model = tmp_path / "model.bin.gz"
-        model.write_bytes(b"not a network: the fake only checks that the file is there")
-        events, trap = tmp_path / "katago-events.jsonl", tmp_path / "katago-trap"
-        env = {
-            "TENGEN_ENGINE": "katago",
-            "TENGEN_KATAGO_BIN": str(FAKE_KATAGO),
-            "TENGEN_KATAGO_MODEL": str(model),
-            "TENGEN_KATAGO_CONFIG": str(KATAGO_CONFIG),
-            "FAKE_KATAGO_LOG": str(events),
-            "FAKE_KATAGO_TRAP": str(trap),
-            **env,
-        }
-        katago = Katago(start_engine(tmp_path, **env), events, trap, model)
+        katago = launch_katago(tmp_path, **env)
         started.append(katago.server)
         return katago
 

@@ -138,8 +138,7 @@ def test_our_katago_config_suits_a_small_shared_vm() -> None:
     assert config["rules"] in ("chinese", "japanese")
 
 
-def test_the_gateway_passes_our_config_and_its_overrides(start_katago) -> None:
-    katago = start_katago()
+def test_the_gateway_passes_our_config_and_its_overrides(katago) -> None:
     (start,) = katago.events("start")
     argv = start["argv"]
     assert argv[argv.index("-config") + 1] == str(KATAGO_CONFIG)

@@ -81,8 +81,7 @@ def test_an_engine_stuck_while_loading_is_given_up_after_the_start_timeout(tmp_p
 
 
 @pytest.mark.parametrize("rules", ["chinese", "japanese"])
-def test_a_move_under_each_rule_set(start_katago, rules: str) -> None:
-    katago = start_katago()
+def test_a_move_under_each_rule_set(katago, rules: str) -> None:
     body = {"size": 9, "komi": 6.5, "rules": rules, "moves": MOVES, "color": "W"}
     status, data = request("POST", f"{katago.server.url}/move", body)
     assert status == 200, data
@@ -108,8 +107,7 @@ def test_a_move_under_each_rule_set(start_katago, rules: str) -> None:
         ([["B", "A2"], ["W", "pass"], ["B", "B1"], ["W", "A1"]], "suicide"),
     ],
 )
-def test_an_illegal_move_is_refused_and_the_engine_stays_in_step(start_katago, moves, why) -> None:
-    katago = start_katago()
+def test_an_illegal_move_is_refused_and_the_engine_stays_in_step(katago, moves, why) -> None:
     status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": moves, "color": "B"})
     assert status == 422 and "illegal move" in data["error"], (why, data)
     status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": MOVES, "color": "W"})
@@ -117,8 +115,7 @@ def test_an_illegal_move_is_refused_and_the_engine_stays_in_step(start_katago, m
 
 
 @pytest.mark.parametrize("size", [2, 3, 9, 19])
-def test_analysis_gives_black_win_rate_score_lead_and_ownership(start_katago, size: int) -> None:
-    katago = start_katago()
+def test_analysis_gives_black_win_rate_score_lead_and_ownership(katago, size: int) -> None:
     moves = [["B", "A1"], ["W", "B2"]] if size < 9 else MOVES
     black = {v for c, v in moves if c == "B"}
     color = "B" if len(moves) % 2 == 0 else "W"
@@ -158,8 +155,7 @@ def test_analysis_gives_black_win_rate_score_lead_and_ownership(start_katago, si
         assert best["move"] == "pass" or best["move"] in ownership
 
 
-def test_analysis_without_ownership_leaves_it_out(start_katago) -> None:
-    katago = start_katago()
+def test_analysis_without_ownership_leaves_it_out(katago) -> None:
     status, data = request("POST", f"{katago.server.url}/analyze", {"size": 9, "moves": MOVES, "color": "W"})
     assert status == 200 and "ownership" not in data and "symmetry" not in data
 
@@ -172,8 +168,7 @@ def test_analysis_without_ownership_leaves_it_out(start_katago) -> None:
         ({"size": 9, "moves": [], "color": "B", "ownership": "yes"}, "ownership"),
     ],
 )
-def test_analysis_refuses_a_question_kata_raw_nn_cannot_answer(start_katago, body, word) -> None:
-    katago = start_katago()
+def test_analysis_refuses_a_question_kata_raw_nn_cannot_answer(katago, body, word) -> None:
     before = len(katago.commands())
     status, data = request("POST", f"{katago.server.url}/analyze", body)
     assert status == 400 and word in data["error"], data
@@ -181,10 +176,10 @@ def test_analysis_refuses_a_question_kata_raw_nn_cannot_answer(start_katago, bod
 
 
 def test_a_slow_start_does_not_delay_the_timeout(start_katago) -> None:
-    # The engine takes 3 s to load; a request that times out after 1 s answers 504 at its
+    # The engine takes 4 s to load; a request that times out after 1 s answers 504 at its
     # deadline, while the replacement process is still loading.
     katago = start_katago(
-        FAKE_KATAGO_LOAD_SECONDS="3", TENGEN_ENGINE_TIMEOUT="1", TENGEN_KATAGO_MAX_TIME="0.5"
+        FAKE_KATAGO_LOAD_SECONDS="4", TENGEN_ENGINE_TIMEOUT="1", TENGEN_KATAGO_MAX_TIME="0.5"
     )
     katago.trap("hang", "genmove")
     status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": MOVES, "color": "W"})

@@ -31,11 +31,11 @@ POSITIONS = {"dead": DEAD_STONES, "capture": CAPTURE}
 
 @pytest.mark.parametrize("engine", ["gnugo", "katago"])
 @pytest.mark.parametrize("rules", ["chinese", "japanese"])
-def test_recorded_end_positions_score_correctly(start_gateway, start_katago, engine, rules) -> None:
+def test_recorded_end_positions_score_correctly(start_gateway, katago, engine, rules) -> None:
     if engine == "gnugo":
         url = start_gateway(TENGEN_ENGINE_RULES=rules).url  # GNU Go plays one rule set per pool
     else:
-        url = start_katago().server.url
+        url = katago.server.url
     for label, moves in POSITIONS.items():
         dead, black, white, result = EXPECTED[(label, rules)]
         body = {"size": 9, "komi": 7.5, "rules": rules, "moves": moves}
@@ -46,8 +46,8 @@ def test_recorded_end_positions_score_correctly(start_gateway, start_katago, eng
         assert data["result"] == result and data["rules"] == rules
 
 
-def test_score_refuses_bad_input_and_illegal_moves(start_katago) -> None:
-    url = start_katago().server.url
+def test_score_refuses_bad_input_and_illegal_moves(katago) -> None:
+    url = katago.server.url
     status, data = request("POST", f"{url}/score", {"size": 9, "rules": "aga", "moves": []})
     assert status == 400 and "rules" in data["error"]
     status, data = request("POST", f"{url}/score", {"size": 9, "moves": [["B", "E5"], ["W", "E5"]]})
