@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -243,7 +244,12 @@ class Gateway:
         return position
 
     async def _serve(
-        self, route: str, request: web.Request, job, check=None, need_color=True
+        self,
+        route: str,
+        request: web.Request,
+        job: Callable[[GtpProcess, Position], Awaitable[dict]],
+        check: Callable[[Position], None] | None = None,
+        need_color: bool = True,
     ) -> web.Response:
         started = time.monotonic()
         try:
@@ -307,7 +313,7 @@ class Gateway:
                 dead = dead_by_ownership(board, white_ownership(parse_raw_nn(raw), position.size))
             else:
                 answer = (await engine.commands([*position.setup(), "final_status_list dead"]))[-1]
-                dead = set()
+                dead: set[tuple[int, int]] = set()
                 for vertex in answer.upper().split():
                     if not valid_vertex(vertex, position.size) or parse_point(vertex) not in board.stones:
                         raise EngineGarbled(f"final_status_list: {vertex} is not a stone on the board")
@@ -337,9 +343,9 @@ class Gateway:
         return resp
 
 
-def dead_by_ownership(board: Board, white_owner: dict[str, float]) -> set:
+def dead_by_ownership(board: Board, white_owner: dict[str, float]) -> set[tuple[int, int]]:
     """The stones of every chain whose points the network gives to the other colour."""
-    dead = set()
+    dead: set[tuple[int, int]] = set()
     for chain in board.chains():
         sign = 1.0 if board.stones[next(iter(chain))] == "W" else -1.0
         own = sum(sign * white_owner[point_name(p)] for p in chain) / len(chain)
