@@ -60,8 +60,10 @@ def test_an_engine_refusing_its_command_line_stops_the_gateway_with_a_message(tm
             "TENGEN_ENGINE_PORT": "0",
         }
     )
-    assert done.returncode != 0
-    assert "exited with code 1 before answering" in done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "the engine did not start: the engine exited with code 1 before answering" in done.stderr
+    assert "Could not open model file" in done.stderr  # KataGo's own reason, from its stderr
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_an_engine_stuck_while_loading_is_given_up_after_the_start_timeout(tmp_path) -> None:
@@ -76,8 +78,9 @@ def test_an_engine_stuck_while_loading_is_given_up_after_the_start_timeout(tmp_p
             "FAKE_KATAGO_LOAD_SECONDS": "600",
         }
     )
-    assert done.returncode != 0
-    assert "did not answer within 1 s of starting" in done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "the engine did not start: the engine did not answer within 1 s of starting" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("rules", ["chinese", "japanese"])

@@ -226,7 +226,17 @@ class Gateway:
         self.pool.on_restart = self.restarts.inc
 
     async def on_startup(self, app: web.Application) -> None:
-        await self.pool.start()
+        try:
+            await self.pool.start()
+        except EngineDied as exc:
+            # A bad command line, model or config, or a CPU the build cannot run on: say so and exit,
+            # leaving no engine process behind.
+            log.error(
+                "the engine did not start",
+                extra={"fields": {"error": str(exc), "argv": self.settings.argv()}},
+            )
+            await self.pool.stop()
+            raise SystemExit(f"the engine did not start: {exc}") from None
         log.info("engine pool started", extra={"fields": {"argv": self.settings.argv()}})
 
     async def on_cleanup(self, app: web.Application) -> None:
