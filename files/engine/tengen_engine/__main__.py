@@ -7,10 +7,12 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from aiohttp import web
 
 from .app import Settings, make_app
+from .cpu import cpu_problem
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,6 +34,14 @@ def main() -> None:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=os.environ.get("TENGEN_LOG_LEVEL", "info").upper(), handlers=[handler])
     settings = Settings.from_env()
+    if settings.engine == "katago":
+        problem = cpu_problem(
+            Path(os.environ.get("TENGEN_KATAGO_CPU_FLAGS_FILE", "/usr/local/share/katago/cpu-flags")),
+            Path(os.environ.get("TENGEN_CPUINFO", "/proc/cpuinfo")),
+        )
+        if problem:
+            logging.getLogger("tengen.engine").error("cannot run KataGo: " + problem)
+            raise SystemExit(f"cannot run KataGo: {problem}")
     web.run_app(make_app(settings), host="0.0.0.0", port=settings.port, access_log=None, print=None)
 
 

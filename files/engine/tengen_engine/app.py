@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,6 +21,10 @@ from prometheus_client import (
     generate_latest,
 )
 
+from .analysis import EngineGarbled, analysis, parse_raw_nn, white_ownership
+from .board import Board
+from .board import name as point_name
+from .board import parse as parse_point
 from .gtp import EngineDied, GtpError, GtpProcess
 from .pool import Pool, PoolFull, PoolTimeout
 
@@ -27,6 +32,9 @@ log = logging.getLogger("tengen.engine")
 COLUMNS = "ABCDEFGHJKLMNOPQRST"
 COLORS = {"B": "B", "W": "W", "BLACK": "B", "WHITE": "W"}
 RULES = ("chinese", "japanese")
+# A chain is dead when KataGo's network gives its points to the other colour at least this much
+# on average (1 = surely the other's): unsettled or seki stones, near 0, stay on the board.
+DEAD_OWNERSHIP = 0.5
 MAX_BODY = 64 * 1024
 
 
@@ -37,6 +45,7 @@ class Settings:
     processes: int = 1
     queue: int = 4
     timeout: float = 30.0
+    start_timeout: float = 120.0
     rules: str = "chinese"
     # Debian 12 installs GNU Go in /usr/games, Debian 13 in /usr/bin.
     gnugo_bin: str = (
@@ -47,6 +56,7 @@ class Settings:
     katago_model: str = "/usr/local/share/katago/model.bin.gz"
     katago_config: str = "/usr/local/share/katago/gtp.cfg"
     katago_max_visits: int = 100
+    katago_max_time: float = 5.0
     katago_threads: int = 1
 
     @classmethod
@@ -58,6 +68,7 @@ class Settings:
             processes=int(env.get("TENGEN_ENGINE_PROCESSES", cls.processes)),
             queue=int(env.get("TENGEN_ENGINE_QUEUE", cls.queue)),
             timeout=float(env.get("TENGEN_ENGINE_TIMEOUT", cls.timeout)),
+            start_timeout=float(env.get("TENGEN_ENGINE_START_TIMEOUT", cls.start_timeout)),
             rules=env.get("TENGEN_ENGINE_RULES", cls.rules),
             gnugo_bin=env.get("TENGEN_GNUGO_BIN", cls.gnugo_bin),
             gnugo_level=int(env.get("TENGEN_GNUGO_LEVEL", cls.gnugo_level)),
@@ -65,6 +76,7 @@ class Settings:
             katago_model=env.get("TENGEN_KATAGO_MODEL", cls.katago_model),
             katago_config=env.get("TENGEN_KATAGO_CONFIG", cls.katago_config),
             katago_max_visits=int(env.get("TENGEN_KATAGO_MAX_VISITS", cls.katago_max_visits)),
+            katago_max_time=float(env.get("TENGEN_KATAGO_MAX_TIME", cls.katago_max_time)),
             katago_threads=int(env.get("TENGEN_KATAGO_THREADS", cls.katago_threads)),
         )
         if settings.engine not in ("gnugo", "katago"):
@@ -73,6 +85,13 @@ class Settings:
             raise SystemExit(f"TENGEN_ENGINE_RULES must be one of {RULES}")
         if settings.processes < 1 or settings.queue < 0:
             raise SystemExit("TENGEN_ENGINE_PROCESSES must be >= 1 and TENGEN_ENGINE_QUEUE >= 0")
+        if not settings.timeout > 0 or not settings.start_timeout > 0:
+            raise SystemExit("TENGEN_ENGINE_TIMEOUT and TENGEN_ENGINE_START_TIMEOUT must be > 0")
+        # A move's search must end inside the request's budget, or every slow move is a 504.
+        if settings.engine == "katago" and not 0 < settings.katago_max_time < settings.timeout:
+            raise SystemExit("TENGEN_KATAGO_MAX_TIME must be > 0 and below TENGEN_ENGINE_TIMEOUT")
+        if settings.katago_max_visits < 1 or settings.katago_threads < 1:
+            raise SystemExit("TENGEN_KATAGO_MAX_VISITS and TENGEN_KATAGO_THREADS must be >= 1")
         return settings
 
     def argv(self) -> list[str]:
@@ -86,7 +105,10 @@ class Settings:
                 str(self.gnugo_level),
                 f"--{self.rules}-rules",
             ]
-        overrides = f"maxVisits={self.katago_max_visits},numSearchThreads={self.katago_threads}"
+        overrides = (
+            f"maxVisits={self.katago_max_visits},maxTime={self.katago_max_time:g},"
+            f"numSearchThreads={self.katago_threads}"
+        )
         return [
             self.katago_bin,
             "gtp",
@@ -110,9 +132,10 @@ class Position:
     rules: str
     moves: list[tuple[str, str]]
     color: str
+    ownership: bool = False
 
     @classmethod
-    def parse(cls, body: object) -> Position:
+    def parse(cls, body: object, need_color: bool = True) -> Position:
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
         size = body.get("size")
@@ -124,7 +147,7 @@ class Position:
         rules = body.get("rules", "chinese")
         if rules not in RULES:
             raise BadRequest(f"rules must be one of {list(RULES)}")
-        color = COLORS.get(str(body.get("color", "")).upper())
+        color = COLORS.get(str(body.get("color", "" if need_color else "B")).upper())
         if color is None:
             raise BadRequest("color must be 'B' or 'W'")
         raw_moves = body.get("moves", [])
@@ -138,12 +161,22 @@ class Position:
             if mcolor is None or not valid_vertex(vertex, size):
                 raise BadRequest(f"moves[{index}] is not a colour and a vertex: {move!r}")
             moves.append((mcolor, vertex))
-        return cls(size, float(komi), rules, moves, color)
+        ownership = body.get("ownership", False)
+        if type(ownership) is not bool:
+            raise BadRequest("ownership must be true or false")
+        return cls(size, float(komi), rules, moves, color, ownership)
 
-    def setup(self) -> list[str]:
+    @property
+    def next_color(self) -> str:
+        """The colour the engine evaluates for after the moves: Black on an empty board."""
+        return ("W" if self.moves[-1][0] == "B" else "B") if self.moves else "B"
+
+    def setup(self, katago: bool = False) -> list[str]:
+        # KataGo's rules go first: the moves are then judged under them, and komi is set after them.
         return [
             f"boardsize {self.size}",
             "clear_board",
+            *([f"kata-set-rules {self.rules}"] if katago else []),
             f"komi {self.komi:g}",
             *(f"play {color} {vertex}" for color, vertex in self.moves),
         ]
@@ -170,7 +203,9 @@ def normalise(answer: str) -> str:
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pool = Pool(settings.argv(), settings.processes, settings.queue, settings.timeout)
+        self.pool = Pool(
+            settings.argv(), settings.processes, settings.queue, settings.timeout, settings.start_timeout
+        )
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "tengen_engine_requests", "Gateway requests", ["route", "status"], registry=self.registry
@@ -191,27 +226,46 @@ class Gateway:
         self.pool.on_restart = self.restarts.inc
 
     async def on_startup(self, app: web.Application) -> None:
-        await self.pool.start()
+        try:
+            await self.pool.start()
+        except EngineDied as exc:
+            # A bad command line, model or config, or a CPU the build cannot run on: say so and exit,
+            # leaving no engine process behind.
+            log.error(
+                "the engine did not start",
+                extra={"fields": {"error": str(exc), "argv": self.settings.argv()}},
+            )
+            await self.pool.stop()
+            raise SystemExit(f"the engine did not start: {exc}") from None
         log.info("engine pool started", extra={"fields": {"argv": self.settings.argv()}})
 
     async def on_cleanup(self, app: web.Application) -> None:
         await self.pool.stop()
 
-    async def _position(self, request: web.Request) -> Position:
+    async def _position(self, request: web.Request, need_color: bool = True) -> Position:
         raw = await request.read()
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the body is not valid JSON") from None
-        position = Position.parse(body)
+        position = Position.parse(body, need_color)
         if self.settings.engine == "gnugo" and position.rules != self.settings.rules:
             raise BadRequest(f"this GNU Go pool plays {self.settings.rules} rules only")
         return position
 
-    async def _serve(self, route: str, request: web.Request, job) -> web.Response:
+    async def _serve(
+        self,
+        route: str,
+        request: web.Request,
+        job: Callable[[GtpProcess, Position], Awaitable[dict]],
+        check: Callable[[Position], None] | None = None,
+        need_color: bool = True,
+    ) -> web.Response:
         started = time.monotonic()
         try:
-            position = await self._position(request)
+            position = await self._position(request, need_color)
+            if check is not None:
+                check(position)
             result = await self.pool.run(lambda engine: job(engine, position))
             status, body, headers = 200, result, {}
         except BadRequest as exc:
@@ -222,7 +276,7 @@ class Gateway:
             status, body, headers = 504, {"error": f"no answer within {self.settings.timeout:g} s"}, {}
         except GtpError as exc:
             status, body, headers = 422, {"error": f"the engine refused the position: {exc}"}, {}
-        except EngineDied as exc:
+        except (EngineDied, EngineGarbled) as exc:
             status, body, headers = 502, {"error": str(exc)}, {}
         elapsed = time.monotonic() - started
         self.requests.labels(route, str(status)).inc()
@@ -235,9 +289,7 @@ class Gateway:
 
     async def move(self, request: web.Request) -> web.Response:
         async def job(engine: GtpProcess, position: Position) -> dict:
-            setup = position.setup()
-            if self.settings.engine == "katago":
-                setup.append(f"kata-set-rules {position.rules}")
+            setup = position.setup(katago=self.settings.engine == "katago")
             answers = await engine.commands([*setup, f"genmove {position.color}"])
             return {"move": normalise(answers[-1]), "engine": engine.name}
 
@@ -247,14 +299,43 @@ class Gateway:
         if self.settings.engine != "katago":
             return web.json_response({"error": "analysis needs KataGo; this gateway runs GNU Go"}, status=501)
 
-        async def job(engine: GtpProcess, position: Position) -> dict:
-            setup = [*position.setup(), f"kata-set-rules {position.rules}"]
-            if position.moves and position.moves[-1][0] == position.color:
-                raise BadRequest("color must be the colour to play after the moves")
-            raw = (await engine.commands([*setup, "kata-raw-nn 0"]))[-1]
-            return {"analysis": raw_nn_values(raw), "engine": engine.name}
+        def check(position: Position) -> None:
+            # kata-raw-nn evaluates for the player after the last move; GTP cannot name another one.
+            if position.color != position.next_color:
+                raise BadRequest(
+                    f"color must be the colour to play after the moves ({position.next_color} here)"
+                )
 
-        return await self._serve("/analyze", request, job)
+        async def job(engine: GtpProcess, position: Position) -> dict:
+            raw = (await engine.commands([*position.setup(katago=True), "kata-raw-nn 0"]))[-1]
+            result = analysis(raw, position.size, position.ownership)
+            return {**result, "to_play": position.color, "engine": engine.name}
+
+        return await self._serve("/analyze", request, job, check)
+
+    async def score(self, request: web.Request) -> web.Response:
+        """The dead stones of a finished game, as the engine judges them, and the score without them."""
+
+        async def job(engine: GtpProcess, position: Position) -> dict:
+            board = Board(position.size, position.moves)
+            if self.settings.engine == "katago":
+                raw = (await engine.commands([*position.setup(katago=True), "kata-raw-nn 0"]))[-1]
+                dead = dead_by_ownership(board, white_ownership(parse_raw_nn(raw), position.size))
+            else:
+                answer = (await engine.commands([*position.setup(), "final_status_list dead"]))[-1]
+                dead: set[tuple[int, int]] = set()
+                for vertex in answer.upper().split():
+                    if not valid_vertex(vertex, position.size) or parse_point(vertex) not in board.stones:
+                        raise EngineGarbled(f"final_status_list: {vertex} is not a stone on the board")
+                    dead.add(parse_point(vertex))
+            return {
+                "dead": [point_name(p) for p in sorted(dead)],
+                **board.score(dead, position.rules, position.komi),
+                "rules": position.rules,
+                "engine": engine.name,
+            }
+
+        return await self._serve("/score", request, job, need_color=False)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -272,16 +353,15 @@ class Gateway:
         return resp
 
 
-def raw_nn_values(raw: str) -> dict[str, float]:
-    """The scalar lines of `kata-raw-nn` ("whiteWin 0.43", "whiteLead 1.2", ...)."""
-    values = {}
-    for line in raw.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            with_value = parts[1].replace(".", "", 1).replace("-", "", 1).replace("e", "", 1)
-            if with_value.isdigit():
-                values[parts[0]] = float(parts[1])
-    return values
+def dead_by_ownership(board: Board, white_owner: dict[str, float]) -> set[tuple[int, int]]:
+    """The stones of every chain whose points the network gives to the other colour."""
+    dead: set[tuple[int, int]] = set()
+    for chain in board.chains():
+        sign = 1.0 if board.stones[next(iter(chain))] == "W" else -1.0
+        own = sum(sign * white_owner[point_name(p)] for p in chain) / len(chain)
+        if own <= -DEAD_OWNERSHIP:
+            dead |= chain
+    return dead
 
 
 @web.middleware
@@ -302,6 +382,7 @@ def make_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(gateway.on_cleanup)
     app.router.add_post("/move", gateway.move)
     app.router.add_post("/analyze", gateway.analyze)
+    app.router.add_post("/score", gateway.score)
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/readyz", gateway.readyz)
     app.router.add_get("/metrics", gateway.metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 
 log = logging.getLogger("tengen.engine.gtp")
 
@@ -18,10 +19,16 @@ class EngineDied(Exception):
 
 
 class GtpProcess:
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], start_timeout: float = 120.0) -> None:
         self.argv = argv
+        self.start_timeout = start_timeout
         self.proc: asyncio.subprocess.Process | None = None
         self.name = ""
+        # True once the process has answered its first command (KataGo: the network is loaded).
+        self.ready = False
+        # The last lines the process wrote to stderr: KataGo says there why it refuses to start.
+        self.stderr_tail: deque[str] = deque(maxlen=5)
+        self.stderr_reader: asyncio.Task | None = None
 
     @property
     def alive(self) -> bool:
@@ -36,20 +43,54 @@ class GtpProcess:
             *self.argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
             limit=1 << 20,
         )
+        self.stderr_tail.clear()
+        self.stderr_reader = asyncio.create_task(self._read_stderr(self.proc))
         # KataGo loads its network before it answers; the first reply says the engine is usable.
-        self.name = (await self.commands(["name"]))[0]
+        # The wait is bounded so that a process stuck while loading is killed and started again.
+        try:
+            self.name = (await asyncio.wait_for(self.commands(["name"]), self.start_timeout))[0]
+        except TimeoutError:
+            self.kill()
+            raise EngineDied(
+                f"the engine did not answer within {self.start_timeout:g} s of starting"
+            ) from None
+        except EngineDied:
+            code = await self.proc.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.stderr_reader), 2)
+            said = " / ".join(self.stderr_tail) or "nothing on stderr"
+            raise EngineDied(
+                f"the engine exited with code {code} before answering: {self.argv[0]}: {said}"
+            ) from None
+        self.ready = True
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        """Keep the pipe drained (a full one would block the engine) and the last lines at hand."""
+        assert proc.stderr is not None
+        while line := await proc.stderr.readline():
+            if text := line.decode(errors="replace").strip():
+                self.stderr_tail.append(text[:500])
+
+    def kill(self) -> None:
+        """Kill the process now, without waiting for it (its state is unknown)."""
+        self.ready = False
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
 
     async def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+        self.kill()
         with contextlib.suppress(Exception):
             await self.proc.wait()
+        if self.stderr_reader is not None:
+            self.stderr_reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.stderr_reader
 
     async def restart(self) -> None:
         await self.stop()

@@ -27,9 +27,11 @@ class PoolTimeout(Exception):
 
 
 class Pool:
-    def __init__(self, argv: list[str], processes: int, queue: int, timeout: float) -> None:
+    def __init__(
+        self, argv: list[str], processes: int, queue: int, timeout: float, start_timeout: float = 120.0
+    ) -> None:
         self.argv = argv
-        self.engines = [GtpProcess(argv) for _ in range(processes)]
+        self.engines = [GtpProcess(argv, start_timeout) for _ in range(processes)]
         self.queue = queue
         self.timeout = timeout
         self.idle: asyncio.Queue[GtpProcess] = asyncio.Queue()
@@ -37,6 +39,7 @@ class Pool:
         self.restarts = 0
         self.on_restart: Callable[[], None] = lambda: None
         self.watcher: asyncio.Task | None = None
+        self.replacing: set[asyncio.Task] = set()
 
     @property
     def waiting(self) -> int:
@@ -44,7 +47,7 @@ class Pool:
 
     @property
     def ready(self) -> bool:
-        return any(engine.alive for engine in self.engines)
+        return any(engine.ready and engine.alive for engine in self.engines)
 
     async def start(self) -> None:
         await asyncio.gather(*(engine.start() for engine in self.engines))
@@ -53,10 +56,11 @@ class Pool:
         self.watcher = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.watcher
+        for task in [self.watcher, *self.replacing]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.gather(*(engine.stop() for engine in self.engines))
 
     async def _restart(self, engine: GtpProcess) -> None:
@@ -65,19 +69,40 @@ class Pool:
         self.on_restart()
         await engine.restart()
 
+    def _replace_later(self, engine: GtpProcess) -> None:
+        """Kill `engine` now and start a new process in the background; it rejoins the idle queue when ready.
+
+        KataGo takes seconds to load its network: the request that gave up on the process answers
+        at its deadline instead of waiting for the replacement.
+        """
+        engine.kill()
+
+        async def replace() -> None:
+            delay = 1.0
+            while True:
+                try:
+                    await self._restart(engine)
+                    break
+                except Exception:
+                    log.exception("engine restart failed; trying again", extra={"fields": {"in_s": delay}})
+                    await asyncio.sleep(delay)
+                    delay = min(30.0, delay * 2)
+            self.idle.put_nowait(engine)
+
+        task = asyncio.create_task(replace())
+        self.replacing.add(task)
+        task.add_done_callback(self.replacing.discard)
+
     async def _watch(self) -> None:
         """Replace idle processes that died (killed, out of memory) before a request finds them dead."""
         while True:
             await asyncio.sleep(1)
             for _ in range(self.idle.qsize()):
                 engine = self.idle.get_nowait()
-                try:
-                    if not engine.alive:
-                        await self._restart(engine)
-                except Exception:
-                    log.exception("engine restart failed; trying again")
-                finally:
+                if engine.alive:
                     self.idle.put_nowait(engine)
+                else:
+                    self._replace_later(engine)
 
     async def run(self, job: Callable[[GtpProcess], Awaitable[T]]) -> T:
         """Run `job` on a free process within the timeout, waiting in the queue included."""
@@ -92,13 +117,19 @@ class Pool:
             except TimeoutError:
                 raise PoolTimeout() from None
             try:
-                return await asyncio.wait_for(self._run(engine, job), max(0.01, deadline - loop.time()))
+                result = await asyncio.wait_for(self._run(engine, job), max(0.01, deadline - loop.time()))
             except TimeoutError:
                 # The process is mid-thought and out of step with us: replace it.
-                await self._restart(engine)
+                self._replace_later(engine)
                 raise PoolTimeout() from None
-            finally:
+            except asyncio.CancelledError:
+                self._replace_later(engine)
+                raise
+            except BaseException:
                 self.idle.put_nowait(engine)
+                raise
+            self.idle.put_nowait(engine)
+            return result
         finally:
             self.inflight -= 1
 
