@@ -22,7 +22,6 @@ rows' sha256 digests, so neither side needs to sort the rows (and no collation c
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import decimal
 import hashlib
@@ -324,41 +323,53 @@ def _timestamp(value: Any) -> dt.datetime:
 # --------------------------------------------------------------------------- canonical rendering
 
 
-def _render(value: Any) -> str:
-    if value is None:
-        return "N"
-    if isinstance(value, bool):
-        return "b" + ("t" if value else "f")
-    if isinstance(value, int):
-        return f"i{value}"
-    if isinstance(value, float):
-        return "f" + value.hex()  # exact: no digit of the double is lost or invented
-    if isinstance(value, decimal.Decimal):
-        return f"d{value.normalize()}"
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-        return "t" + value.isoformat()
-    if isinstance(value, dt.date):
-        return "D" + value.isoformat()
-    if isinstance(value, bytes | memoryview):
-        return "x" + base64.b16encode(bytes(value)).decode()
-    if isinstance(value, str):
-        return "s" + value
-    raise MigrationError(f"no canonical form for {type(value).__name__} values")
+def _canonical_json(value: Any) -> str:
+    return json.dumps(json.loads(value), sort_keys=True, separators=(",", ":"))
+
+
+def _canonical_timestamp(value: Any) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat()
+
+
+# Columns whose values need a canonical form beyond repr(): JSON (jsonb keeps neither spacing nor key
+# order), timestamps (whatever zone the session reports them in), numbers of arbitrary precision, bytes.
+_CANONICAL: dict[str, Callable[[Any], Any]] = {
+    "json": _canonical_json,
+    "jsonb": _canonical_json,
+    "timestamp with time zone": _canonical_timestamp,
+    "timestamp without time zone": _canonical_timestamp,
+    "date": lambda value: value.isoformat(),
+    "numeric": lambda value: str(decimal.Decimal(value).normalize()),
+    "bytea": lambda value: bytes(value).hex(),
+}
+
+
+def row_renderer(columns: list[Column]) -> Callable[[Iterable[Any]], bytes]:
+    """A function rendering one row's typed values as bytes, the same for both sides.
+
+    repr() of the tuple: exact for floats (shortest round-trip digits), quoted and escaped for text,
+    so NULL (None) and the text 'None' differ and no text can forge a field boundary. Each column
+    has one type on both sides, so the values to compare are always of the same Python types.
+    """
+    special = [(i, _CANONICAL[c.data_type]) for i, c in enumerate(columns) if c.data_type in _CANONICAL]
+    width = len(columns)
+
+    def render(values: Iterable[Any]) -> bytes:
+        row = list(values)
+        if len(row) != width:
+            raise MigrationError(f"a row of {len(row)} values for {width} columns")
+        for index, canonical in special:
+            if row[index] is not None:
+                row[index] = canonical(row[index])
+        return repr(tuple(row)).encode("utf-8", "surrogatepass")
+
+    return render
 
 
 def render_row(values: Iterable[Any], columns: list[Column]) -> bytes:
-    """One row as bytes: each field length-prefixed so that no text can forge a field boundary.
-    JSON is rendered as its parsed value re-serialised, as jsonb keeps neither spacing nor key order."""
-    parts = []
-    for value, column in zip(values, columns, strict=True):
-        if value is not None and _is_json(column):
-            text = "j" + json.dumps(json.loads(value), sort_keys=True, separators=(",", ":"))
-        else:
-            text = _render(value)
-        parts.append(f"{len(text)}:{text}")
-    return "|".join(parts).encode("utf-8", "surrogatepass")
+    return row_renderer(columns)(values)
 
 
 class Checksum:
@@ -376,17 +387,31 @@ class Checksum:
         return {"rows": self.rows, "checksum": f"{self.total:064x}"}
 
 
+# Column types whose SQLite values need no conversion when they already are of this Python type.
+_READY: dict[str, type] = {
+    "text": str,
+    "character varying": str,
+    "double precision": float,
+    "real": float,
+}
+
+
 def sqlite_rows(conn: sqlite3.Connection, table: Table) -> Iterator[tuple]:
     """Rows of a source table in the target's column order, converted to the target's types."""
     cursor = conn.execute(f"SELECT rowid, {table.column_list} FROM {quote(table.name)}")
     columns = table.columns
+    ready_types = [_READY.get(c.data_type) for c in columns]
     while True:
         batch = cursor.fetchmany(2000)
         if not batch:
             return
         for row in batch:
             out = []
-            for value, column in zip(row[1:], columns, strict=True):
+            for value, column, ready in zip(row[1:], columns, ready_types, strict=True):
+                # The common case, a value already of its column's Python type, skips convert().
+                if value is None or (type(value) is ready and (ready is not str or "\x00" not in value)):
+                    out.append(value)
+                    continue
                 try:
                     out.append(convert(value, column))
                 except MigrationError as exc:
@@ -396,8 +421,9 @@ def sqlite_rows(conn: sqlite3.Connection, table: Table) -> Iterator[tuple]:
 
 def sqlite_checksum(conn: sqlite3.Connection, table: Table) -> dict[str, Any]:
     checksum = Checksum()
+    render = row_renderer(table.columns)
     for row in sqlite_rows(conn, table):
-        checksum.add(render_row(row, table.columns))
+        checksum.add(render(row))
     return checksum.result()
 
 
@@ -408,8 +434,9 @@ def postgres_checksum(pg: Any, table: Table) -> dict[str, Any]:
     statement = f"COPY (SELECT {select} FROM {quote(table.name)}) TO STDOUT (FORMAT BINARY)"
     with pg.cursor() as cur, cur.copy(statement) as copy:
         copy.set_types(["text" if _is_json(c) else _pg_type(c) for c in table.columns])
+        render = row_renderer(table.columns)
         for row in copy.rows():
-            checksum.add(render_row(row, table.columns))
+            checksum.add(render(row))
     return checksum.result()
 
 
@@ -493,7 +520,7 @@ def copy_table(
     is taken on the way, over the very values sent, so the source is read once."""
     started = time.monotonic()
     checksum = Checksum()
-    columns = table.columns
+    render = row_renderer(table.columns)
     done = 0
     last_report = started
     rows = sqlite_rows(sqlite_conn, table)
@@ -504,7 +531,7 @@ def copy_table(
             with cur.copy(statement) as copy:
                 for row in rows:
                     copy.write_row(row)
-                    checksum.add(render_row(row, columns))
+                    checksum.add(render(row))
                     batch += 1
                     if batch >= batch_rows:
                         break
