@@ -761,16 +761,220 @@ def sqlite_checksum_plain(conn: sqlite3.Connection, name: str) -> dict[str, Any]
     return {"rows": conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0], "checksum": None}
 
 
-def describe_mismatch(verification: dict[str, Any]) -> str:
-    """One clause per mismatched table, naming it."""
+def describe_mismatch(
+    verification: dict[str, Any], source: str = "the backup", target: str = "the target"
+) -> str:
+    """One clause per mismatched table, naming it; ``source`` names the SQLite side."""
     parts = []
     for name in verification["mismatched"]:
         src = verification["source"].get(name) or {}
         dst = verification["target"].get(name) or {}
         if src.get("rows") != dst.get("rows"):
-            parts.append(
-                f"table {name}: {src.get('rows')} rows in the backup, {dst.get('rows')} in the target"
-            )
+            parts.append(f"table {name}: {src.get('rows')} rows in {source}, {dst.get('rows')} in {target}")
         else:
             parts.append(f"table {name}: same row count ({src.get('rows')}) but the checksums differ")
     return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- the way back
+
+
+def _to_sqlite(value: Any) -> Any:
+    """A PostgreSQL value as SQLite stores it; the forward conversion reads each one back unchanged."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def postgres_version(pg: Any, known: int) -> int:
+    if pg.execute("SELECT to_regclass(%s)", (VERSION_TABLE,)).fetchone()[0] is None:
+        raise MigrationError(f"the source has no {VERSION_TABLE} table: the backend never migrated it")
+    version = pg.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
+    if version != known:
+        raise MigrationError(
+            f"the source's schema version {version} is not the backend's latest ({known}):"
+            " use the backend code that runs against it"
+        )
+    return version
+
+
+def plan_export(store: Any, url: str, dest: str) -> dict[str, Any]:
+    """Checks before any change: the source answers and is at the backend's schema version, the
+    destination's directory is writable. Returns the rows per table to copy."""
+    import os
+
+    check_url(url)
+    directory = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise MigrationError(f"dest: {directory} is not a writable directory")
+    pg = connect(url)
+    try:
+        version = postgres_version(pg, len(store.MIGRATIONS))
+        names = _backend_tables(store, directory)
+        tables = postgres_tables(pg, names)
+        missing = [n for n in names if n not in tables]
+        if missing:
+            raise MigrationError(f"the source lacks the backend's tables {', '.join(missing)}")
+        counts = {n: pg.execute(f"SELECT count(*) FROM {quote(n)}").fetchone()[0] for n in names}
+    finally:
+        pg.close()
+    return {"source": mask_url(url), "dest": dest, "schema_version": version, "tables": counts}
+
+
+def _backend_tables(store: Any, directory: str) -> list[str]:
+    """The tables the backend's SQLite migrations create, found by running them on a scratch file."""
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix=".tmp-schema-", suffix=".db", dir=directory)
+    os.close(fd)
+    try:
+        upgrade_sqlite(store, path)
+        conn = sqlite3.connect(path)
+        try:
+            return sqlite_tables(conn)
+        finally:
+            conn.close()
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(path + suffix)
+            except FileNotFoundError:
+                pass
+
+
+def verify_export(dest: str, url: str) -> dict[str, Any]:
+    """Compare an existing SQLite file with the PostgreSQL source (a snapshot of it); changes nothing."""
+    return verify(dest, url)
+
+
+def export(
+    store: Any,
+    url: str,
+    dest: str,
+    *,
+    batch_rows: int = 5000,
+    progress: ProgressFn = lambda line: None,
+) -> dict[str, Any]:
+    """Write the backend's data from PostgreSQL into a new SQLite file at ``dest`` (replaced atomically
+    only once it is complete and verified), with the schema of the backend's own SQLite migrations."""
+    import os
+    import tempfile
+
+    the_plan = plan_export(store, url, dest)
+    directory = os.path.dirname(os.path.abspath(dest))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-export-", suffix=".db", dir=directory)
+    os.close(fd)
+    os.unlink(tmp)  # the backend's SqliteStore creates the file itself
+    started = time.monotonic()
+    pg = connect(url)
+    try:
+        upgrade_sqlite(store, tmp)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=DELETE")  # the file must stand alone, no WAL beside it
+            conn.execute("PRAGMA synchronous=OFF")  # fsync once, at the end
+            names = sqlite_tables(conn)
+            # One snapshot of the source for the copy and its checksums.
+            with pg.transaction():
+                pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                tables = postgres_tables(pg, names)
+                copied: dict[str, Any] = {}
+                source: dict[str, Any] = {}
+                conn.execute("BEGIN")
+                conn.execute(f"DELETE FROM {VERSION_TABLE}")
+                for name in names:
+                    total = pg.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
+                    progress(f"{name}: copying {total} rows")
+                    copied[name] = _export_table(pg, conn, tables[name], total, batch_rows, progress)
+                    source[name] = copied[name].pop("source")
+                conn.execute("COMMIT")
+            progress("verifying counts and checksums")
+            target = {n: sqlite_checksum(conn, tables[n]) for n in names}
+            verification = {"source": source, "target": target, "mismatched": compare(source, target)}
+            if verification["mismatched"]:
+                raise VerificationFailed(
+                    f"verification failed, {dest} left alone: " + describe_mismatch(verification),
+                    verification["mismatched"],
+                )
+            check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            if check != "ok":
+                raise MigrationError(f"the new file failed integrity_check: {check}")
+        finally:
+            conn.close()
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, dest)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except MigrationError:
+        raise
+    except Exception as exc:
+        message = scrub(str(exc), url)
+        raise MigrationError(f"export from {mask_url(url)} failed, {dest} left alone: {message}") from None
+    finally:
+        pg.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            try:
+                os.unlink(tmp + suffix)
+            except FileNotFoundError:
+                pass
+    seconds = time.monotonic() - started
+    rows = sum(c["rows"] for n, c in copied.items() if n != VERSION_TABLE)
+    progress(f"done: {rows} rows in {seconds:.1f} s, {rows / max(seconds, 1e-9):.0f} rows/s")
+    return {
+        "plan": the_plan,
+        "tables": copied,
+        "verification": verification,
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(rows / max(seconds, 1e-9)),
+    }
+
+
+def _export_table(
+    pg: Any, conn: sqlite3.Connection, table: Table, total: int, batch_rows: int, progress: ProgressFn
+) -> dict[str, Any]:
+    started = last_report = time.monotonic()
+    checksum = Checksum()
+    render = row_renderer(table.columns)
+    select = ", ".join(quote(c.name) + ("::text" if _is_json(c) else "") for c in table.columns)
+    marks = ", ".join("?" * len(table.columns))
+    insert = f"INSERT INTO {quote(table.name)} ({table.column_list}) VALUES ({marks})"
+    done = 0
+    batch: list[tuple] = []
+    with (
+        pg.cursor() as cur,
+        cur.copy(f"COPY (SELECT {select} FROM {quote(table.name)}) TO STDOUT (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["text" if _is_json(c) else _pg_type(c) for c in table.columns])
+        for row in copy.rows():
+            checksum.add(render(row))
+            batch.append(tuple(_to_sqlite(v) for v in row))
+            if len(batch) >= batch_rows:
+                conn.executemany(insert, batch)
+                done += len(batch)
+                batch = []
+                now = time.monotonic()
+                if now - last_report >= 2:
+                    last_report = now
+                    progress(f"{table.name}: {done}/{total} rows, {done / (now - started):.0f} rows/s")
+    conn.executemany(insert, batch)
+    done += len(batch)
+    seconds = time.monotonic() - started
+    progress(f"{table.name}: {done}/{total} rows (100%), {done / max(seconds, 1e-9):.0f} rows/s")
+    return {
+        "rows": done,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(done / max(seconds, 1e-9)),
+        "source": checksum.result(),
+    }

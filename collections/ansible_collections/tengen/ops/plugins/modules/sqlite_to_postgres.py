@@ -46,8 +46,24 @@ options:
       - The password never appears in the output; the URL is returned with the password masked.
     type: str
     required: true
+  direction:
+    description:
+      - C(sqlite_to_postgres) loads a backup into O(database_url).
+      - C(postgres_to_sqlite) is the way back (ECS to the VM): it writes the backend's data from
+        O(database_url) into a new SQLite file at O(dest), with the schema of the backend's own SQLite
+        migrations, from one consistent snapshot, verified the same way, and renamed into place only once
+        complete and verified. The source must be at the backend's latest schema version. Put the file in
+        place of the VM's database with M(tengen.ops.sqlite_restore) O(action=swap), the backend stopped.
+        An existing O(dest) holding exactly the database leaves the run unchanged; one that differs is
+        refused unless O(replace=true). The backup options are not used.
+    type: str
+    choices: [sqlite_to_postgres, postgres_to_sqlite]
+    default: sqlite_to_postgres
+  dest:
+    description: The SQLite file to write (O(direction=postgres_to_sqlite)); its directory must exist.
+    type: path
   action:
-    description: C(migrate) loads the backup; C(verify) compares it with the target and changes nothing.
+    description: C(migrate) copies the data; C(verify) compares both sides and changes nothing.
     type: str
     choices: [migrate, verify]
     default: migrate
@@ -67,7 +83,8 @@ options:
       - When unset, C(tengen_app) must be importable on the host (as in the backend image).
     type: path
   replace:
-    description: Empty the backend's tables in a target that holds other data and load the backup.
+    description: Empty the backend's tables in a target that holds other data and load the backup
+      (with O(direction=postgres_to_sqlite): write O(dest) anew).
     type: bool
     default: false
   batch_rows:
@@ -98,6 +115,13 @@ EXAMPLES = r"""
     backend_path: "{{ playbook_dir }}/../files/app"
     progress_file: /var/tmp/tengen-migration.log
   delegate_to: localhost
+
+- name: Bring the data back from RDS to a SQLite file for the VM
+  tengen.ops.sqlite_to_postgres:
+    direction: postgres_to_sqlite
+    database_url: "{{ vault_database_url }}"
+    dest: /var/lib/tengen/.from-postgres.db
+    backend_path: /opt/tengen
 
 - name: Check that the database still holds the backup
   tengen.ops.sqlite_to_postgres:
@@ -175,11 +199,52 @@ class Progress:
                 handle.write(stamped + "\n")
 
 
+def back_to_sqlite(module: AnsibleModule, store: Any, result: dict[str, Any], progress: Progress) -> None:
+    """PostgreSQL to a new SQLite file at dest (the way back from ECS to the VM); exits the module."""
+    p = module.params
+    url, dest = p["database_url"], p["dest"]
+    plan = s2p.plan_export(store, url, dest)
+    result["plan"] = plan
+    progress(f"plan: {plan['tables']} from {plan['source']} into {dest}")
+    if p["action"] == "verify" or os.path.exists(dest):
+        verification = s2p.verify(dest, url)
+        result["verification"] = verification
+        same = not verification["mismatched"]
+        differences = s2p.describe_mismatch(verification, dest, "PostgreSQL")
+        if p["action"] == "verify":
+            if not same:
+                module.fail_json(
+                    msg=f"verification failed: {differences}",
+                    **result,
+                )
+            module.exit_json(msg=f"{dest} holds exactly the database", **result)
+        if same:
+            module.exit_json(msg=f"{dest} holds exactly the database already", **result)
+        if not p["replace"]:
+            module.fail_json(
+                msg=f"dest: {dest} exists and differs ({differences});"
+                " nothing changed. Set replace: true to write it anew",
+                **result,
+            )
+    result["changed"] = True
+    if module.check_mode:
+        module.exit_json(msg=f"would write {sum(plan['tables'].values())} rows into {dest}", **result)
+    done = s2p.export(store, url, dest, batch_rows=p["batch_rows"], progress=progress)
+    result.update({k: v for k, v in done.items() if k != "plan"})
+    module.exit_json(msg=f"wrote and verified {done['rows']} rows into {dest}", **result)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "database_url": {"type": "str", "required": True, "no_log": True},
             "action": {"type": "str", "choices": ["migrate", "verify"], "default": "migrate"},
+            "direction": {
+                "type": "str",
+                "choices": ["sqlite_to_postgres", "postgres_to_sqlite"],
+                "default": "sqlite_to_postgres",
+            },
+            "dest": {"type": "path"},
             "backup": {"type": "str", "default": "latest"},
             "source": {"type": "str", "choices": ["local", "s3"], "default": "local"},
             "backup_dir": {"type": "path"},
@@ -191,7 +256,7 @@ def main() -> None:
             "work_dir": {"type": "path"},
             "progress_file": {"type": "path"},
         },
-        required_if=[("source", "s3", ["s3"]), ("source", "local", ["backup_dir"])],
+        required_if=[("source", "s3", ["s3"]), ("direction", "postgres_to_sqlite", ["dest"])],
         supports_check_mode=True,
     )
     p = module.params
@@ -210,6 +275,10 @@ def main() -> None:
     try:
         s2p.check_url(url)
         store = s2p.load_backend(p["backend_path"])
+        if p["direction"] == "postgres_to_sqlite":
+            back_to_sqlite(module, store, result, progress)
+        if p["source"] == "local" and not p["backup_dir"]:
+            fail("backup_dir is required to take a local backup")
         s3 = sb.s3_from_dict(p["s3"]) if p["source"] == "s3" else None
         scratch = tempfile.mkdtemp(prefix=".tengen-migrate-", dir=p["work_dir"])
         copy_path = os.path.join(scratch, "backup.db")
