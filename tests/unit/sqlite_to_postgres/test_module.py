@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 from games_data import backup
 
+from tests.conftest import REPO
 from tests.module_runner import run_module
 from tests.service_servers import APP_DIR
 
@@ -119,3 +126,19 @@ def test_bad_input_fails_with_a_clear_message_before_any_change(games, target, p
         assert words in result["msg"], result["msg"]
         assert "pw-Secr3t-x9" not in output
         assert tables_in(target) == [], extra
+
+
+def test_the_documentation_parses_and_names_every_option():
+    doc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-doc"), "--json", MODULE],
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    options = json.loads(doc.stdout)[MODULE]["doc"]["options"]
+    assert set(options) == {
+        "database_url", "direction", "dest", "action", "backup", "source", "backup_dir", "s3",
+        "encryption_key", "backend_path", "replace", "batch_rows", "work_dir", "progress_file",
+    }  # fmt: skip
+    assert options["database_url"]["required"] is True

@@ -49,7 +49,7 @@ options:
   direction:
     description:
       - C(sqlite_to_postgres) loads a backup into O(database_url).
-      - C(postgres_to_sqlite) is the way back (ECS to the VM): it writes the backend's data from
+      - C(postgres_to_sqlite) is the way back (ECS to the VM); it writes the backend's data from
         O(database_url) into a new SQLite file at O(dest), with the schema of the backend's own SQLite
         migrations, from one consistent snapshot, verified the same way, and renamed into place only once
         complete and verified. The source must be at the backend's latest schema version. Put the file in
@@ -84,7 +84,7 @@ options:
     type: path
   replace:
     description: Empty the backend's tables in a target that holds other data and load the backup
-      (with O(direction=postgres_to_sqlite): write O(dest) anew).
+      (with O(direction=postgres_to_sqlite), write O(dest) anew).
     type: bool
     default: false
   batch_rows:
