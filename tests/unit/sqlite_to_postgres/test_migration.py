@@ -293,3 +293,14 @@ def test_the_password_is_masked_in_urls_and_messages():
     assert s2p.scrub("failed for s3cr@t and s3cr%40t", url) == "failed for ******** and ********"
     query = "postgresql://db.internal/tengen?user=u&password=hunter2"
     assert "hunter2" not in s2p.mask_url(query) and "password=********" in s2p.mask_url(query)
+
+
+def test_a_user_that_may_only_read_is_refused_before_any_change(scratch, target):
+    s2p.migrate_postgres(STORE, target)
+    role = "reader_" + target.rsplit("_", 1)[1]
+    with psycopg.connect(target, autocommit=True) as pg:
+        pg.execute(f"CREATE ROLE {role} LOGIN")
+        pg.execute(f"GRANT SELECT ON games, schema_version TO {role}")
+    reader = target.replace("tengen@", f"{role}@")
+    with pytest.raises(s2p.MigrationError, match="lacks the INSERT privilege on table games"):
+        s2p.migrate(STORE, str(scratch), reader)

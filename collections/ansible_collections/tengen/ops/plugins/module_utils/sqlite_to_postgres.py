@@ -501,8 +501,10 @@ def inspect_target(pg: Any, table_names: Iterable[str]) -> dict[str, Any]:
             if not can_create:
                 raise MigrationError(f"the target's user may not create tables in schema {schema}")
             continue
-        if not pg.execute("SELECT has_table_privilege(%s, 'INSERT, DELETE')", (quote(name),)).fetchone()[0]:
-            raise MigrationError(f"the target's user may not write table {name}")
+        # One privilege per call: with several, has_table_privilege is true when any one is held.
+        for privilege in ("SELECT", "INSERT", "TRUNCATE"):
+            if not pg.execute("SELECT has_table_privilege(%s, %s)", (quote(name), privilege)).fetchone()[0]:
+                raise MigrationError(f"the target's user lacks the {privilege} privilege on table {name}")
         rows[name] = pg.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
     pg.rollback()
     return {"schema": schema, "rows": rows}
