@@ -1,4 +1,4 @@
-"""Fixtures shared by every tier: free ports and a real moto_server for the AWS APIs."""
+"""Fixtures shared by every tier: free ports, a real moto_server for the AWS APIs, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,17 @@ def moto_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster (tests/service_servers.py) for the session; each test that
+    needs a clean database makes its own with ``postgres.new_database()``."""
+    from tests.service_servers import Postgres
+
+    server = Postgres().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,6 +151,15 @@ class Postgres:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise AssertionError((self.dir / "postgres.log").read_text()) from None
                 time.sleep(0.2)
+
+    def new_database(self) -> str:
+        """A new, empty database in the cluster; returns its URL."""
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

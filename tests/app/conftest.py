@@ -1,4 +1,4 @@
-"""Fixtures for the backend tests: a real engine gateway (GNU Go), backends, PostgreSQL, Redis."""
+"""Fixtures for the backend tests: a real engine gateway (GNU Go), backends, Redis (PostgreSQL: in tests/)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.service_servers import APP_DIR, Postgres, Redis, Server, start_backend, start_engine
+from tests.service_servers import APP_DIR, Redis, Server, start_backend, start_engine
 
 sys.path.insert(0, str(APP_DIR))
 
@@ -24,13 +24,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def backend(tmp_path_factory: pytest.TempPathFactory, engine: Server) -> Iterator[Server]:
     """One backend (SQLite) for a module's tests: each test makes its own games."""
     server = start_backend(tmp_path_factory.mktemp("backend"), engine.url)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    server = Postgres().start()
     yield server
     server.stop()
 

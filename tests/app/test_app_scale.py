@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
@@ -18,10 +17,7 @@ from tests.service_servers import APP_DIR, Postgres, Redis, Server, request, sta
 
 
 def fresh_database(postgres: Postgres) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    return postgres.new_database()
 
 
 def test_migrate_on_postgresql_is_safe_to_run_twice(postgres: Postgres) -> None:

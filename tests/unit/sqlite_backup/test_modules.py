@@ -3,42 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from sqlite_helpers import REPO, counts, file_digests
+from sqlite_helpers import counts, file_digests
 
-
-def run(module: str, args: dict, check: bool = False, verbosity: int = 0) -> tuple[dict, str]:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-    }
-    cmd = [
-        str(Path(sys.executable).parent / "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        "-m",
-        module,
-        "-a",
-        json.dumps(args),
-    ]
-    if check:
-        cmd.append("--check")
-    if verbosity:
-        cmd.append("-" + "v" * verbosity)
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
-    output, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{") :])
-    return output["plays"][0]["tasks"][0]["hosts"]["localhost"], proc.stdout + proc.stderr
+from tests.module_runner import run_module as run
 
 
 def test_check_mode_names_the_backup_and_writes_nothing(live_db, tmp_path):
