@@ -37,6 +37,21 @@ def human_move(n: int) -> str:
     return f"{column}{row}" if n % 2 == 0 else f"{column}{20 - row}"
 
 
+def legal_points(board: list[str]) -> list[str]:
+    """Empty points with an empty neighbour, central ones first: such a move is never suicide,
+    never a ko recapture and never occupied, so the service must accept it."""
+    size = len(board)
+    points = []
+    for y, row in enumerate(board):
+        for x, c in enumerate(row):
+            neighbours = [(x + dx, y + dy) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+            if c == "." and any(
+                0 <= i < size and 0 <= j < size and board[j][i] == "." for i, j in neighbours
+            ):
+                points.append((abs(x - size // 2) + abs(y - size // 2), f"{COLUMNS[x]}{size - y}"))
+    return [vertex for _, vertex in sorted(points)]
+
+
 @dataclass
 class Game:
     id: str
@@ -186,24 +201,16 @@ class PlayerLoad:
             if game is None:
                 await asyncio.sleep(1)
                 continue
-            state: dict = {}
+            state: dict = {"board": ["." * 9] * 9, "moves": []}
             while not self._stopping.is_set():
-                empty = [
-                    f"{COLUMNS[x]}{9 - y}"
-                    for y, row in enumerate(state.get("board") or ["." * 9] * 9)
-                    for x, c in enumerate(row)
-                    if c == "."
-                ]
-                if state.get("status") == "finished" or len(empty) < 20:
+                points = legal_points(state["board"])
+                if state.get("status") == "finished" or len(points) < 20:
                     break
-                # A different point per player and turn, away from the edge first.
-                vertex = sorted(empty, key=lambda v: (abs(COLUMNS.index(v[0]) - 4) + abs(int(v[1:]) - 5), v))[
-                    (n * 7 + len(game.acknowledged)) % min(9, len(empty))
-                ]
+                vertex = points[(n * 7 + len(game.acknowledged)) % min(9, len(points))]
                 answer = await self._play(game, "B", vertex)
                 if answer is None:
                     await asyncio.sleep(0.5)
-                    state = {}
+                    state = await self._request("GET", f"/api/games/{game.id}", None, 200) or state
                     continue
                 state = await self._ai_reply(game, len(answer["moves"]))
                 if not state:

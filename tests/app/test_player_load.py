@@ -10,7 +10,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.player_load import PlayerLoad, human_move
+from tests.player_load import PlayerLoad, human_move, legal_points
 from tests.service_servers import APP_DIR, Server, start_backend, start_python
 
 
@@ -21,12 +21,30 @@ def test_human_games_never_capture():
     assert max(int(v[1:]) for v in black) + 1 < min(int(v[1:]) for v in white)  # rows apart
 
 
+def test_ai_games_offer_only_moves_the_rules_accept():
+    board = [
+        ".X.......",
+        "X.X......",
+        ".X.......",
+        ".........",
+        ".........",
+        ".........",
+        ".........",
+        ".........",
+        "........X",
+    ]
+    points = legal_points(board)
+    assert "B8" not in points  # surrounded: suicide, or a ko recapture
+    assert "A9" not in points and "J1" not in points and "B9" not in points  # no empty neighbour, or taken
+    assert points[0] == "E5" and len(points) == 81 - 5 - 2  # five stones, two points shut in
+
+
 def test_a_healthy_backend_gives_a_clean_report(backend: Server):
-    with PlayerLoad(backend.url, humans=3, ai_players=2) as load:
-        time.sleep(5)
+    with PlayerLoad(backend.url, humans=2, ai_players=3, pause=0.1) as load:
+        time.sleep(12)
     report = load.report
     assert report.clean, report.details()
-    assert report.moves > 20 and report.ai_replies >= 2
+    assert report.moves > 20 and report.ai_replies >= 10
     assert report.requests > report.moves
 
 
