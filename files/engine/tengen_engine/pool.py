@@ -36,6 +36,8 @@ class Pool:
         self.inflight = 0
         self.restarts = 0
         self.on_restart: Callable[[], None] = lambda: None
+        # Seconds each request waited for a free process (the queue's share of its answer time).
+        self.on_wait: Callable[[float], None] = lambda seconds: None
         self.watcher: asyncio.Task | None = None
 
     @property
@@ -86,11 +88,14 @@ class Pool:
         self.inflight += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        queued = loop.time()
         try:
             try:
                 engine = await asyncio.wait_for(self.idle.get(), self.timeout)
             except TimeoutError:
+                self.on_wait(loop.time() - queued)
                 raise PoolTimeout() from None
+            self.on_wait(loop.time() - queued)
             try:
                 return await asyncio.wait_for(self._run(engine, job), max(0.01, deadline - loop.time()))
             except TimeoutError:
