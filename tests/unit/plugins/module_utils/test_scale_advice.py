@@ -274,3 +274,13 @@ def test_one_spike_in_the_window_is_not_a_load() -> None:
     assert sa.advise(samples, {}, LAYOUT)["decision"] == "stay"
     samples[20]["engine_queue_wait_p95"] = 9.0
     assert sa.advise(samples, {}, LAYOUT)["decision"] == "engine_vm"
+
+
+def test_players_and_backup_age_may_be_unknown() -> None:
+    samples = [{k: v for k, v in s.items() if k not in ("players", "backup_age_hours")} for s in week()]
+    advice = sa.advise(samples, {}, LAYOUT)
+    assert advice["decision"] == "stay"
+    assert "players" not in advice["figures"]
+    assert advice["warnings"] == [
+        "backup_age_hours: no backup status in the window; are backups running? (docs/backups.md)"
+    ]

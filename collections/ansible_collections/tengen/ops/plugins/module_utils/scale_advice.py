@@ -46,6 +46,9 @@ FIGURES: dict[str, tuple[str, str]] = {
     "backup_age_hours": ("hours", "last"),
 }
 
+# Figures a VM may not have: no player count is kept, and a VM may have no backups yet.
+OPTIONAL = ("players", "backup_age_hours")
+
 # The thresholds, their defaults (the scale_advice role's defaults carry the same values) and why.
 THRESHOLDS: dict[str, tuple[float, str]] = {
     "engine_queue_wait_p95_s": (2.0, "engine queue wait p95 above this (s): the engine is the wall"),
@@ -208,7 +211,7 @@ def check_samples(samples: Any) -> list[dict[str, float]]:
         if "time" not in clean:
             errors.append(f"figures[{i}]: no time (seconds since the epoch)")
         out.append(clean)
-    missing = [name for name in FIGURES if not any(name in s for s in out)]
+    missing = [name for name in FIGURES if name not in OPTIONAL and not any(name in s for s in out)]
     if missing:
         errors.append("figures missing from every sample: " + ", ".join(missing))
     if errors:
@@ -302,6 +305,8 @@ def build_checks(
     checks = []
     for figure, fn, how, limit, upper, points_to, threshold in defs:
         series = _series(samples, fn)
+        if not series and figure in OPTIONAL:
+            continue
         if not series:
             raise AdviceError(f"figures: no sample has every figure that {figure} is made of")
         unit = units.get(figure) or FIGURES[figure][0]
@@ -411,6 +416,10 @@ def advise(
         for c in checks
         if c.points_to == "warning" and c.crossed
     ]
+    if not any("backup_age_hours" in s for s in window):
+        warnings.append(
+            "backup_age_hours: no backup status in the window; are backups running? (docs/backups.md)"
+        )
     levels = {}
     for name, (_, how) in FIGURES.items():
         series = _series(window, lambda s, n=name: s[n])

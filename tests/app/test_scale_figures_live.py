@@ -1,0 +1,86 @@
+"""scale_advice_figures against a running backend and engine gateway (GNU Go): the figures of real load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.service_servers import Server, create, play, request
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "collections/ansible_collections/tengen/ops/plugins/modules/scale_advice_figures.py"
+
+
+def run_module(args: dict) -> dict:
+    payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": True}}
+    proc = subprocess.run(
+        [sys.executable, str(MODULE)],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO / "collections")},
+        check=False,
+    )
+    return json.loads(proc.stdout)
+
+
+def test_a_sample_of_real_load(backend: Server, engine: Server, tmp_path: Path) -> None:
+    status_file = tmp_path / "status.json"
+    status_file.write_text(json.dumps({"last_success_epoch": int(time.time()) - 7200}))
+    stop = threading.Event()
+    played = []
+
+    def load() -> None:
+        # Human games (one write per move) and AI games (an engine request each).
+        while not stop.is_set():
+            game, tokens = create(backend, size=9, opponent="human")
+            played.append(play(backend, game["id"], tokens["B"], "E5")[0])
+            game, tokens = create(backend, size=9, opponent="ai", color="black")
+            played.append(play(backend, game["id"], tokens["B"], "E5")[0])
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        out = run_module(
+            {
+                "backend": [{"url": f"{backend.url}/metrics", "pid": backend.proc.pid}],
+                "engine": {"url": f"{engine.url}/metrics", "pid": engine.proc.pid},
+                "seconds": 3,
+                "db_path": backend.env["TENGEN_DB_PATH"],
+                "backup_status_file": str(status_file),
+            }
+        )
+    finally:
+        stop.set()
+        worker.join(30)
+    assert out.get("changed") is False, out
+    s = out["sample"]
+    assert set(played) == {200}
+    assert s["request_rate"] > 1 and s["write_rate"] > 1
+    assert s["backend_cpu"] > 0 and s["engine_cpu"] > 0
+    # The gateway's GNU Go processes count in the engine's memory.
+    assert s["backend_memory_mb"] > 10 and s["engine_memory_mb"] > 10
+    assert s["move_round_trip_p95"] > 0
+    assert os.path.getsize(backend.env["TENGEN_DB_PATH"]) / 2**20 <= s["db_size_mb"]
+    assert 0 < s["disk_free_gb"] < s["disk_total_gb"]
+    assert 1.99 < s["backup_age_hours"] < 2.1
+
+
+def test_a_dead_endpoint_is_a_clear_failure(backend: Server, tmp_path: Path) -> None:
+    out = run_module(
+        {
+            "backend": [{"url": f"{backend.url}/metrics", "pid": backend.proc.pid}],
+            "engine": {"url": "http://127.0.0.1:9/metrics", "pid": backend.proc.pid},
+            "seconds": 0.1,
+            "db_path": str(tmp_path / "none.db"),
+        }
+    )
+    assert out["failed"] is True
+    assert out["msg"].startswith("Cannot read the service's figures:")
+    assert request("GET", f"{backend.url}/healthz")[0] == 200
