@@ -50,7 +50,13 @@ def test_a_sample_of_real_load(backend: Server, engine: Server, tmp_path: Path) 
         out = run_module(
             {
                 "backend": [{"url": f"{backend.url}/metrics", "pid": backend.proc.pid}],
-                "engine": {"url": f"{engine.url}/metrics", "pid": engine.proc.pid},
+                # The engine as the playbook hands it over: its container's inspect result.
+                "engine": {
+                    "Name": "/tengen-engine-1",
+                    "State": {"Pid": engine.proc.pid},
+                    "NetworkSettings": {"Networks": {"tengen_default": {"IPAddress": "127.0.0.1"}}},
+                },
+                "engine_port": int(engine.env["TENGEN_ENGINE_PORT"]),
                 "seconds": 3,
                 "db_path": backend.env["TENGEN_DB_PATH"],
                 "backup_status_file": str(status_file),
@@ -84,3 +90,17 @@ def test_a_dead_endpoint_is_a_clear_failure(backend: Server, tmp_path: Path) -> 
     assert out["failed"] is True
     assert out["msg"].startswith("Cannot read the service's figures:")
     assert request("GET", f"{backend.url}/healthz")[0] == 200
+
+
+def test_a_stopped_container_is_named(backend: Server, tmp_path: Path) -> None:
+    stopped = {"Name": "/tengen-engine-1", "State": {"Pid": 0}, "NetworkSettings": {"Networks": {}}}
+    out = run_module(
+        {
+            "backend": [{"url": f"{backend.url}/metrics", "pid": backend.proc.pid}],
+            "engine": stopped,
+            "db_path": str(tmp_path / "none.db"),
+        }
+    )
+    assert out["failed"] is True
+    assert out["msg"].startswith("Cannot find the service's processes: '/tengen-engine-1'")
+    assert out["msg"].endswith("neither url and pid nor a running container")

@@ -49,6 +49,8 @@ def test_the_quiet_week_stays_with_headroom_on_every_figure() -> None:
     assert rows["engine_queue_wait_p95"]["value"] == pytest.approx(0.4)
     assert rows["engine_queue_wait_p95"]["headroom_percent"] == pytest.approx(80.0)
     assert all(h["headroom_percent"] > 0 for h in advice["headroom"])
+    # Free disk is a floor: 60 GB of 80 free (75 %), 20 % is the limit: 55 / 75 of it may go.
+    assert rows["disk_free_percent"]["headroom_percent"] == pytest.approx(73.3)
     assert advice["soon"] == []
     assert advice["window"] == {"samples": 28, "start": 1795132800, "end": 1795716000, "days": 6.75}
     assert advice["summary"][0] == "Decision: stay: the current VM (medium_3_0)"
@@ -180,7 +182,7 @@ def test_days_to_limit_is_the_linear_fit() -> None:
 def test_a_stale_backup_warns_without_scaling() -> None:
     advice = sa.advise(with_figure(week(), backup_age_hours=5), {}, LAYOUT)
     assert advice["decision"] == "stay"
-    assert len(advice["warnings"]) == 1 and "backup_age_hours 5 hours > 2" in advice["warnings"][0]
+    assert len(advice["notices"]) == 1 and "backup_age_hours 5 hours > 2" in advice["notices"][0]
 
 
 def test_a_failed_scrape_leaves_a_gap_not_an_error() -> None:
@@ -215,6 +217,13 @@ def test_a_failed_scrape_leaves_a_gap_not_an_error() -> None:
         (None, {"engine_queue_wait": 2}, LAYOUT, "unknown threshold 'engine_queue_wait'"),
         (None, {}, {"vm_cores": 2}, "layout vm_memory_mb: None must be a positive number"),
         (None, {}, {**LAYOUT, "plan": "huge"}, "layout plan: 'huge' is not one of the plans"),
+        (None, {}, {**LAYOUT, "engine_vms": 1.5}, "layout engine_vms: 1.5 must be a whole number, 0 or more"),
+        (
+            None,
+            {},
+            {**LAYOUT, "backend_processes": 0},
+            "layout backend_processes: 0 must be a whole number, 1",
+        ),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(
@@ -238,7 +247,8 @@ def test_a_bad_figure_names_its_sample() -> None:
 
 
 def test_numeric_strings_are_taken_as_numbers() -> None:
-    advice = sa.advise(week(), {"engine_queue_wait_p95_s": "0.3"}, LAYOUT)
+    layout = {**LAYOUT, "vm_cores": "2", "vm_memory_mb": "4096", "engine_vms": "0"}
+    advice = sa.advise(week(), {"engine_queue_wait_p95_s": "0.3"}, layout)
     assert advice["decision"] == "engine_vm"
 
 
@@ -281,6 +291,6 @@ def test_players_and_backup_age_may_be_unknown() -> None:
     advice = sa.advise(samples, {}, LAYOUT)
     assert advice["decision"] == "stay"
     assert "players" not in advice["figures"]
-    assert advice["warnings"] == [
+    assert advice["notices"] == [
         "backup_age_hours: no backup status in the window; are backups running? (docs/backups.md)"
     ]

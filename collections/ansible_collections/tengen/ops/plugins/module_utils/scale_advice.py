@@ -158,18 +158,32 @@ def check_thresholds(given: Mapping[str, Any] | None) -> dict[str, float]:
     return out
 
 
+def _whole(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def check_layout(given: Mapping[str, Any] | None) -> dict[str, Any]:
     layout = {**LAYOUT_DEFAULTS, **(given or {})}
     errors = [f"unknown layout key {k!r}" for k in sorted(set(layout) - set(LAYOUT_DEFAULTS))]
     for key in ("vm_cores", "vm_memory_mb"):
         value = layout[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        try:
+            layout[key] = _number(value, key)
+        except AdviceError:
+            layout[key] = 0
+        if layout[key] <= 0:
             errors.append(f"layout {key}: {value!r} must be a positive number (the game VM's size)")
-    for key in ("engine_vms",):
-        if not isinstance(layout[key], int) or isinstance(layout[key], bool) or layout[key] < 0:
-            errors.append(f"layout {key}: {layout[key]!r} must be a whole number, 0 or more")
-    if not isinstance(layout["backend_processes"], int) or layout["backend_processes"] < 1:
-        errors.append(f"layout backend_processes: {layout['backend_processes']!r} must be 1 or more")
+    for key, least in (("engine_vms", 0), ("backend_processes", 1)):
+        value = layout[key]
+        try:
+            layout[key] = int(_number(value, key))
+        except AdviceError:
+            layout[key] = least - 1
+        if layout[key] < least or layout[key] != _whole(value):
+            errors.append(f"layout {key}: {value!r} must be a whole number, {least} or more")
     names = []
     for i, plan in enumerate(layout["plans"] or []):
         if not isinstance(plan, Mapping) or not plan.get("name"):
@@ -315,12 +329,15 @@ def build_checks(
 
 
 def _headroom(check: Check, t: Mapping[str, float]) -> dict[str, Any]:
-    if check.limit == 0:
+    if check.upper and check.limit == 0:
         share = None
     elif check.upper:
         share = (check.limit - check.value) / check.limit
+    elif check.value > 0:
+        # A floor (free disk): the share of what is there now that may go before the limit.
+        share = (check.value - check.limit) / check.value
     else:
-        share = (check.value - check.limit) / check.limit
+        share = None
     # A backup's age is a saw tooth, no trend: it is read as it is now.
     fit = None if check.points_to == "warning" else linear_fit(check.series)
     span = (check.series[-1][0] - check.series[0][0]) / DAY
@@ -371,7 +388,7 @@ def _cause(check: Check) -> dict[str, Any]:
 def advise(
     samples: Any, thresholds: Mapping[str, Any] | None, layout: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """The advice for a window of samples: decision, target, causes, headroom, warnings, summary."""
+    """The advice for a window of samples: decision, target, causes, headroom, notices, summary."""
     t = check_thresholds(thresholds)
     lay = check_layout(layout)
     window = check_samples(samples)
@@ -411,13 +428,13 @@ def advise(
         h for h in headroom
         if h["days_to_limit"] is not None and 0 < h["days_to_limit"] <= t["horizon_days"]
     ]  # fmt: skip
-    warnings = [
+    notices = [
         f"{c.figure} {c.value:g} {c.unit} > {c.limit:g} ({c.threshold}): check the backups (docs/backups.md)"
         for c in checks
         if c.points_to == "warning" and c.crossed
     ]
     if not any("backup_age_hours" in s for s in window):
-        warnings.append(
+        notices.append(
             "backup_age_hours: no backup status in the window; are backups running? (docs/backups.md)"
         )
     levels = {}
@@ -432,7 +449,7 @@ def advise(
         "causes": causes,
         "headroom": headroom,
         "soon": soon,
-        "warnings": warnings,
+        "notices": notices,
         "figures": levels,
         "thresholds": t,
         "window": {"samples": len(window), "start": start, "end": end, "days": round((end - start) / DAY, 3)},
@@ -474,5 +491,5 @@ def summary(advice: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"Soon: {h['figure']} reaches its limit in {h['days_to_limit']:g} days -> {h['points_to']}"
         )
-    lines += [f"Warning: {text}" for text in advice["warnings"]]
+    lines += [f"Notice: {text}" for text in advice["notices"]]
     return lines

@@ -92,7 +92,7 @@ soon:
   returned: always
   type: list
   elements: dict
-warnings:
+notices:
   description: Findings that are no scaling step (a stale backup).
   returned: always
   type: list

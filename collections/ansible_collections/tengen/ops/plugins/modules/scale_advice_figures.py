@@ -18,14 +18,25 @@ version_added: 0.1.0
 author: tengen maintainers
 options:
   backend:
-    description: The backend's processes (one per live slot), each with C(url) (its /metrics) and C(pid).
+    description:
+      - The backend's processes (one per live slot), each with C(url) (its /metrics) and C(pid),
+        or the container's C(docker inspect) result (its main process and its address on the
+        first network, port I(backend_port)).
     type: list
     elements: dict
     required: true
   engine:
-    description: The engine gateway, with C(url) (its /metrics) and C(pid).
+    description: The engine gateway, with C(url) and C(pid), or its container's C(docker inspect) result.
     type: dict
     required: true
+  backend_port:
+    description: The backend's port inside its container.
+    type: int
+    default: 8000
+  engine_port:
+    description: The engine gateway's port inside its container.
+    type: int
+    default: 8001
   seconds:
     description: Time between the two readings; rates and percentiles cover it.
     type: float
@@ -110,14 +121,29 @@ def scrape(url: str) -> str:
         return resp.read().decode()
 
 
-def reading(params: dict) -> dict:
-    engine = params["engine"]
+def target(item: dict, port: int) -> dict:
+    """{url, pid} as given, or from a container's inspect result."""
+    if "url" in item and "pid" in item:
+        return {"url": item["url"], "pid": int(item["pid"])}
+    try:
+        pid = int(item["State"]["Pid"])
+        address = next(
+            n["IPAddress"] for n in item["NetworkSettings"]["Networks"].values() if n.get("IPAddress")
+        )
+    except (KeyError, TypeError, StopIteration, ValueError):
+        raise ValueError(f"{item.get('Name', item)!r}: neither url and pid nor a running container") from None
+    if pid <= 0:
+        raise ValueError(f"{item.get('Name')}: the container is not running")
+    return {"url": f"http://{address}:{port}/metrics", "pid": pid}
+
+
+def reading(backend: list[dict], engine: dict) -> dict:
     return {
         "time": time.time(),
-        "backend": [scrape(b["url"]) for b in params["backend"]],
+        "backend": [scrape(b["url"]) for b in backend],
         "engine": scrape(engine["url"]),
-        "backend_proc": _sum(proc(int(b["pid"])) for b in params["backend"]),
-        "engine_proc": proc(int(engine["pid"])),
+        "backend_proc": _sum(proc(b["pid"]) for b in backend),
+        "engine_proc": proc(engine["pid"]),
     }
 
 
@@ -151,6 +177,8 @@ def main() -> None:
         argument_spec={
             "backend": {"type": "list", "elements": "dict", "required": True},
             "engine": {"type": "dict", "required": True},
+            "backend_port": {"type": "int", "default": 8000},
+            "engine_port": {"type": "int", "default": 8001},
             "seconds": {"type": "float", "default": 10},
             "db_path": {"type": "path", "required": True},
             "backup_status_file": {"type": "path"},
@@ -163,9 +191,14 @@ def main() -> None:
     if params["seconds"] <= 0:
         module.fail_json(msg=f"seconds: {params['seconds']} must be above 0")
     try:
-        before = reading(params)
+        backend = [target(b, params["backend_port"]) for b in params["backend"]]
+        engine = target(params["engine"], params["engine_port"])
+    except ValueError as exc:
+        module.fail_json(msg=f"Cannot find the service's processes: {exc}")
+    try:
+        before = reading(backend, engine)
         time.sleep(params["seconds"])
-        after = {**reading(params), **instant(params)}
+        after = {**reading(backend, engine), **instant(params)}
         result = sample(before, after)
     except OSError as exc:
         module.fail_json(msg=f"Cannot read the service's figures: {exc}")
