@@ -1,7 +1,8 @@
 """One sample of the figures the scale-out advice reads, from two scrapes of the service.
 
-Pure Python, no Ansible import: the scale_advice_figures module reads /metrics, /proc and the
-disk on the VM twice, some seconds apart, and this code turns the two readings into a sample.
+Python's standard library only, no Ansible import: the scale_advice_figures module and the
+scale_figures role's timer (which ships this file to the VM) read /metrics, /proc and the disk
+twice, some time apart, and this code turns the two readings into a sample.
 
 Where each figure comes from:
 - websockets: the backend's gauge ``tengen_websockets_open`` (summed over its slots);
@@ -19,8 +20,12 @@ within a bucket as Prometheus' histogram_quantile does; no request in between gi
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import time
+import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -142,3 +147,94 @@ def sample(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, flo
         if after.get(key) is not None:
             out[key] = after[key]
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- readings on the VM
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree(pid: int) -> list[int]:
+    """The process and all its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue  # gone between two reads
+    return out
+
+
+def proc(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) and resident memory (MB) of a process tree."""
+    cpu = rss = 0.0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{p}/statm") as f:
+                pages = int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        cpu += (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+        rss += pages * PAGE / 2**20
+    return {"cpu_seconds": cpu, "rss_mb": rss}
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (a URL the playbook built)
+        return resp.read().decode()
+
+
+def target(item: dict, port: int) -> dict:
+    """{url, pid} as given, or from a container's inspect result."""
+    if "url" in item and "pid" in item:
+        return {"url": item["url"], "pid": int(item["pid"])}
+    try:
+        pid = int(item["State"]["Pid"])
+        address = next(
+            n["IPAddress"] for n in item["NetworkSettings"]["Networks"].values() if n.get("IPAddress")
+        )
+    except (KeyError, TypeError, StopIteration, ValueError):
+        raise ValueError(f"{item.get('Name', item)!r}: neither url and pid nor a running container") from None
+    if pid <= 0:
+        raise ValueError(f"{item.get('Name')}: the container is not running")
+    return {"url": f"http://{address}:{port}/metrics", "pid": pid}
+
+
+def reading(backend: list[dict], engine: dict) -> dict:
+    return {
+        "time": time.time(),
+        "backend": [scrape(b["url"]) for b in backend],
+        "engine": scrape(engine["url"]),
+        "backend_proc": _sum(proc(b["pid"]) for b in backend),
+        "engine_proc": proc(engine["pid"]),
+    }
+
+
+def _sum(parts) -> dict[str, float]:
+    out = {"cpu_seconds": 0.0, "rss_mb": 0.0}
+    for part in parts:
+        out = {k: out[k] + part[k] for k in out}
+    return out
+
+
+def instant(db: str, status: str | None) -> dict:
+    """The figures read once: the database's size, the disk it lives on, the newest backup's age."""
+    size = sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
+    disk = os.statvfs(os.path.dirname(db) or "/")
+    out = {
+        "db_size_mb": size / 2**20,
+        "disk_free_gb": disk.f_bavail * disk.f_frsize / 2**30,
+        "disk_total_gb": disk.f_blocks * disk.f_frsize / 2**30,
+    }
+    if status and os.path.exists(status):
+        with open(status) as f:
+            last = json.load(f).get("last_success_epoch")
+        if last:
+            out["backup_age_hours"] = max(0.0, time.time() - float(last)) / 3600
+    return out

@@ -73,103 +73,15 @@ sample:
   type: dict
 """
 
-import json  # noqa: E402
-import os  # noqa: E402
 import time  # noqa: E402
-import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.tengen.ops.plugins.module_utils.scale_figures import sample  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def tree(pid: int) -> list[int]:
-    """The process and all its descendants."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo.extend(int(c) for c in f.read().split())
-        except OSError:
-            continue  # gone between two reads
-    return out
-
-
-def proc(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) and resident memory (MB) of a process tree."""
-    cpu = rss = 0.0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{p}/statm") as f:
-                pages = int(f.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        cpu += (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-        rss += pages * PAGE / 2**20
-    return {"cpu_seconds": cpu, "rss_mb": rss}
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (a URL the playbook built)
-        return resp.read().decode()
-
-
-def target(item: dict, port: int) -> dict:
-    """{url, pid} as given, or from a container's inspect result."""
-    if "url" in item and "pid" in item:
-        return {"url": item["url"], "pid": int(item["pid"])}
-    try:
-        pid = int(item["State"]["Pid"])
-        address = next(
-            n["IPAddress"] for n in item["NetworkSettings"]["Networks"].values() if n.get("IPAddress")
-        )
-    except (KeyError, TypeError, StopIteration, ValueError):
-        raise ValueError(f"{item.get('Name', item)!r}: neither url and pid nor a running container") from None
-    if pid <= 0:
-        raise ValueError(f"{item.get('Name')}: the container is not running")
-    return {"url": f"http://{address}:{port}/metrics", "pid": pid}
-
-
-def reading(backend: list[dict], engine: dict) -> dict:
-    return {
-        "time": time.time(),
-        "backend": [scrape(b["url"]) for b in backend],
-        "engine": scrape(engine["url"]),
-        "backend_proc": _sum(proc(b["pid"]) for b in backend),
-        "engine_proc": proc(engine["pid"]),
-    }
-
-
-def _sum(parts) -> dict[str, float]:
-    out = {"cpu_seconds": 0.0, "rss_mb": 0.0}
-    for part in parts:
-        out = {k: out[k] + part[k] for k in out}
-    return out
-
-
-def instant(params: dict) -> dict:
-    db = params["db_path"]
-    size = sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
-    disk = os.statvfs(os.path.dirname(db) or "/")
-    out = {
-        "db_size_mb": size / 2**20,
-        "disk_free_gb": disk.f_bavail * disk.f_frsize / 2**30,
-        "disk_total_gb": disk.f_blocks * disk.f_frsize / 2**30,
-    }
-    status = params.get("backup_status_file")
-    if status and os.path.exists(status):
-        with open(status) as f:
-            last = json.load(f).get("last_success_epoch")
-        if last:
-            out["backup_age_hours"] = max(0.0, time.time() - float(last)) / 3600
-    return out
+from ansible_collections.tengen.ops.plugins.module_utils.scale_figures import (  # noqa: E402
+    instant,
+    reading,
+    sample,
+    target,
+)
 
 
 def main() -> None:
@@ -198,7 +110,7 @@ def main() -> None:
     try:
         before = reading(backend, engine)
         time.sleep(params["seconds"])
-        after = {**reading(backend, engine), **instant(params)}
+        after = {**reading(backend, engine), **instant(params["db_path"], params["backup_status_file"])}
         result = sample(before, after)
     except OSError as exc:
         module.fail_json(msg=f"Cannot read the service's figures: {exc}")
