@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.service_servers import Server, create, play, request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,3 +106,45 @@ def test_a_stopped_container_is_named(backend: Server, tmp_path: Path) -> None:
     assert out["failed"] is True
     assert out["msg"].startswith("Cannot find the service's processes: '/tengen-engine-1'")
     assert out["msg"].endswith("neither url and pid nor a running container")
+
+
+def load_sampler():
+    """The timer's program, importing the same scale_figures.py it is installed beside on the VM."""
+    import importlib.machinery
+    import importlib.util
+
+    sys.path.insert(0, str(MODULE.parents[1] / "module_utils"))
+    path = REPO / "roles/scale_figures/files/tengen-scale-figures"
+    loader = importlib.machinery.SourceFileLoader("tengen_scale_figures", str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def test_the_timer_keeps_a_rolling_window(backend: Server, engine: Server, tmp_path: Path) -> None:
+    sampler = load_sampler()
+    window = tmp_path / "window.jsonl"
+    targets = (
+        [{"url": f"{backend.url}/metrics", "pid": backend.proc.pid}],
+        {"url": f"{engine.url}/metrics", "pid": engine.proc.pid},
+    )
+
+    def now(at: float | None = None) -> dict:
+        r = {**sampler.reading(*targets), **sampler.instant(backend.env["TENGEN_DB_PATH"], None)}
+        return {**r, "time": at} if at is not None else r
+
+    first = now()
+    # The first run only keeps its reading; a sample eight days old is already out of the window.
+    window.write_text(json.dumps({"time": first["time"] - 8 * 86400, "websockets": 1}) + "\n")
+    assert sampler.record(tmp_path, first, 7, 3600) is None
+    assert window.read_text() == ""
+    game, tokens = create(backend, size=9, opponent="human")
+    assert play(backend, game["id"], tokens["B"], "E5")[0] == 200
+    made = sampler.record(tmp_path, now(first["time"] + 60), 7, 3600)
+    # Two requests in the 60 s between the readings (the create and the move), both writes.
+    assert made["request_rate"] == pytest.approx(2 / 60, abs=1e-5)
+    assert made["write_rate"] == made["request_rate"]
+    assert [json.loads(line) for line in window.read_text().splitlines()] == [made]
+    # After a gap longer than max_gap (the timer was off), no sample averages over the gap.
+    assert sampler.record(tmp_path, now(first["time"] + 60 + 7200), 7, 3600) is None
+    assert len(window.read_text().splitlines()) == 1
