@@ -166,3 +166,20 @@ def test_a_slow_answer_times_out_and_the_process_is_replaced(start_gateway, busy
     status, data = request("POST", f"{server.url}/move", {"size": 9, "moves": [], "color": "B"})
     assert status == 200
     assert old not in children(server.proc.pid)
+
+
+def test_the_queue_wait_is_measured_apart_from_the_thinking(start_gateway, busy_position) -> None:
+    server = start_gateway(TENGEN_ENGINE_PROCESSES="1", TENGEN_ENGINE_QUEUE="2", TENGEN_GNUGO_LEVEL="5")
+    slow = {"size": 19, "moves": busy_position, "color": "B"}
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(request("POST", f"{server.url}/move", slow)[0]))
+    first.start()
+    wait_until(lambda: metric(server, "tengen_engine_inflight") == 1)
+    # The second request finds the only process busy and waits for it.
+    assert request("POST", f"{server.url}/move", slow)[0] == 200
+    first.join(60)
+    assert results == [200]
+    assert metric(server, "tengen_engine_queue_wait_seconds_count") == 2
+    # The first went straight to the process; the second waited while it thought (over 50 ms).
+    assert metric(server, 'tengen_engine_queue_wait_seconds_bucket{le="0.05"}') == 1
+    assert metric(server, "tengen_engine_queue_wait_seconds_sum") > 0.05

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import importlib.machinery
 import importlib.util
 from pathlib import Path
@@ -56,7 +57,122 @@ def test_a_size_without_a_price_names_the_variable() -> None:
 
 
 def test_the_command_prints_a_total(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cost.main([]) == 0
+    assert cost.main([], today=datetime.date.fromisoformat(PRICES["valid_until"])) == 0
     out = capsys.readouterr().out
     assert "prices of 2026-11-01" in out
     assert out.splitlines()[-2].strip().startswith("total")
+
+
+# A price file with round figures, so that every total below can be checked by hand.
+ROUND_PRICES = {
+    "date": "2026-11-01",
+    "valid_until": "2027-02-01",
+    "region": "eu-west-1",
+    "hours_per_month": 700,
+    "fargate": {"vcpu_hour": 0.04, "gb_hour": 0.005, "spot_factor": 0.5},
+    "alb": {"hour": 0.02, "lcu_hour": 0.01, "lcus": 1},
+    "nat_gateway": {"hour": 0.05},
+    "rds_postgres": {"instance_hour": {"db.t4g.micro": 0.02}, "gp3_gb_month": 0.1},
+    "elasticache_redis": {"node_hour": {"cache.t4g.micro": 0.02}},
+    "secrets_manager": {"secret_month": 0.4},
+    "route53": {"zone_month": 0.5},
+    "cloudwatch_logs": {"gb_ingested": 0.5, "gb_per_month": 4},
+    "vm_plans": {
+        "lightsail": {
+            "source": "Lightsail page",
+            "date": "2026-11-01",
+            "plans": {
+                "medium_3_0": {"label": "Lightsail 4 GB", "month": 24},
+                "large_3_0": {"label": "Lightsail 8 GB", "month": 44},
+            },
+        },
+        "droplet": {
+            "source": "Droplet page",
+            "date": "2026-11-01",
+            "plans": {"s-2vcpu-4gb": {"label": "Droplet Basic 4 GB", "month": 24}},
+        },
+    },
+}
+ROUND_CFG = {
+    "scale_out_stack": "round",
+    "scale_out_launch_type": "FARGATE",
+    "scale_out_services": {
+        "backend": {"cpu": 1024, "memory": 2048, "desired_count": 1},
+        "engine": {"cpu": 1024, "memory": 2048, "desired_count": 1},
+        "web": {"cpu": 256, "memory": 512, "desired_count": 1},
+    },
+    "scale_out_db_instance_class": "db.t4g.micro",
+    "scale_out_db_storage_gb": 20,
+    "scale_out_db_storage_type": "gp3",
+    "scale_out_cache_node_type": "cache.t4g.micro",
+    "scale_out_cache_nodes": 1,
+}
+
+
+def test_the_layouts_add_up_to_the_hand_computed_totals() -> None:
+    # ECS, 700 hours a month, on-demand Fargate only:
+    #   backend (1 vCPU x 0.04 + 2 GB x 0.005) x 700 = 0.05 x 700 = 35.00
+    #   engine  the same                                              35.00
+    #   web     (0.25 x 0.04 + 0.5 x 0.005) x 700 = 0.0125 x 700 =     8.75
+    #   ALB (0.02 + 0.01 x 1 LCU) x 700 = 21.00; RDS 0.02 x 700 = 14.00; storage 20 GB x 0.1 = 2.00
+    #   Redis 1 x 0.02 x 700 = 14.00; 2 secrets x 0.4 = 0.80; zone 0.50; logs 4 GB x 0.5 = 2.00
+    #   total 35 + 35 + 8.75 + 21 + 14 + 2 + 14 + 0.8 + 0.5 + 2 = 133.05 a month
+    # Lightsail 4 GB game VM (24) + 2 engine VMs of 8 GB (2 x 44 = 88) = 112 a month.
+    rows = dict(cost.layouts(ROUND_CFG, ROUND_PRICES, ["medium_3_0"], "large_3_0", [2]))
+    assert rows["ECS layout round (inventories/aws)"] == pytest.approx(133.05)
+    assert rows["Lightsail 4 GB + 2 engine VMs Lightsail 8 GB (large_3_0)"] == pytest.approx(112)
+    assert rows["Lightsail 8 GB (large_3_0)"] == 44
+    assert rows["Droplet Basic 4 GB (s-2vcpu-4gb)"] == 24
+    # Running totals: month 3 of the engine layout is 3 x 112 = 336, of ECS 3 x 133.05 = 399.15.
+    lines = cost.table(list(rows.items()), 3)
+    assert lines[0].split()[-2:] == ["month", "3"]
+    engine_line = next(line for line in lines if line.startswith("Lightsail 4 GB + 2"))
+    assert engine_line.split()[-4:] == ["112.00", "112.00", "224.00", "336.00"]
+    assert next(line for line in lines if line.startswith("ECS")).split()[-1] == "399.15"
+
+
+def test_engine_vms_stay_with_the_game_vm_provider() -> None:
+    with pytest.raises(SystemExit, match="engine plan s-2vcpu-4gb .droplet. is not a lightsail plan"):
+        cost.layouts(ROUND_CFG, ROUND_PRICES, ["medium_3_0"], "s-2vcpu-4gb", [1])
+    with pytest.raises(SystemExit, match="no VM plan 'huge'"):
+        cost.layouts(ROUND_CFG, ROUND_PRICES, ["huge"], None, [1])
+
+
+def test_prices_past_their_validity_are_refused(tmp_path: Path) -> None:
+    stale = tmp_path / "prices.yml"
+    stale.write_text(yaml.safe_dump({**PRICES, "valid_until": "2026-12-01"}))
+    with pytest.raises(SystemExit, match=r"valid until 2026-12-01, and today is 2026-12-02\. Review them"):
+        cost.main(["--prices", str(stale), "--table"], today=datetime.date(2026, 12, 2))
+    # The last valid day still prints.
+    assert cost.main(["--prices", str(stale)], today=datetime.date(2026, 12, 1)) == 0
+    stale.write_text(yaml.safe_dump({k: v for k, v in PRICES.items() if k != "valid_until"}))
+    with pytest.raises(SystemExit, match="no valid_until date"):
+        cost.main(["--prices", str(stale)], today=datetime.date(2026, 12, 1))
+
+
+def test_the_table_prints_every_layout_by_month(capsys: pytest.CaptureFixture[str]) -> None:
+    today = datetime.date.fromisoformat(PRICES["valid_until"])
+    assert cost.main(["--table", "--months", "2", "--engine-vms", "1"], today=today) == 0
+    out = capsys.readouterr().out
+    assert "aws.amazon.com/lightsail/pricing): prices of 2026-11-01" in out
+    line = next(line for line in out.splitlines() if "Lightsail 4 GB + 1 engine VM" in line)
+    assert line.split()[-3:] == ["48.00", "48.00", "96.00"]
+    assert out.rstrip().splitlines()[-1].split()[:3] == ["ECS", "layout", CFG["scale_out_stack"]]
+
+
+@pytest.mark.parametrize("provider", ["lightsail", "droplet"])
+def test_vm_prices_match_the_provisioning_catalogue(provider: str) -> None:
+    catalogue = yaml.safe_load((REPO / f"roles/provision_{provider}/vars/main.yml").read_text())
+    listed = next(v for k, v in catalogue.items() if k.endswith(("_bundles", "_sizes")))
+    for name, plan in PRICES["vm_plans"][provider]["plans"].items():
+        assert (plan["month"], plan["vcpu"], plan["memory_gb"], plan["disk_gb"]) == (
+            listed[name]["price_usd"],
+            listed[name]["vcpu"],
+            listed[name]["ram_gb"],
+            listed[name]["disk_gb"],
+        ), name
+
+
+def test_the_shipped_prices_are_still_valid() -> None:
+    # Fails on purpose once valid_until has passed: review data/aws-prices.yml, then move it on.
+    cost.check_valid(PRICES, "data/aws-prices.yml", datetime.datetime.now(datetime.UTC).date())

@@ -224,6 +224,13 @@ class Gateway:
             "tengen_engine_restarts", "Engine processes restarted", registry=self.registry
         )
         self.pool.on_restart = self.restarts.inc
+        self.queue_wait = Histogram(
+            "tengen_engine_queue_wait_seconds",
+            "Time a request waited for a free engine process",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.pool.on_wait = self.queue_wait.observe
 
     async def on_startup(self, app: web.Application) -> None:
         try:

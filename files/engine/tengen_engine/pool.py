@@ -38,6 +38,8 @@ class Pool:
         self.inflight = 0
         self.restarts = 0
         self.on_restart: Callable[[], None] = lambda: None
+        # Seconds each request waited for a free process (the queue's share of its answer time).
+        self.on_wait: Callable[[float], None] = lambda seconds: None
         self.watcher: asyncio.Task | None = None
         self.replacing: set[asyncio.Task] = set()
 
@@ -111,11 +113,14 @@ class Pool:
         self.inflight += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        queued = loop.time()
         try:
             try:
                 engine = await asyncio.wait_for(self.idle.get(), self.timeout)
             except TimeoutError:
+                self.on_wait(loop.time() - queued)
                 raise PoolTimeout() from None
+            self.on_wait(loop.time() - queued)
             try:
                 result = await asyncio.wait_for(self._run(engine, job), max(0.01, deadline - loop.time()))
             except TimeoutError:
