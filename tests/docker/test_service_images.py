@@ -123,7 +123,7 @@ def test_backend_and_gnugo_engine_play_a_game_together(images: dict[str, str], r
     backend = run(images["backend"], "-e", f"TENGEN_ENGINE_URL=http://{engine}:8001", network=network)
     wait_healthy(engine)
     wait_healthy(backend)
-    assert http(backend, "http://127.0.0.1:8000/readyz") == {"status": "ready"}
+    assert http(backend, "http://127.0.0.1:8000/readyz")["status"] == "ready"
     created = http(backend, "http://127.0.0.1:8000/api/games", {"size": 9})
     gid, token = created["game"]["id"], created["tokens"]["B"]
     http(backend, f"http://127.0.0.1:8000/api/games/{gid}/moves", {"token": token, "move": "E5"})
