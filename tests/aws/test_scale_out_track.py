@@ -7,13 +7,18 @@ tests/aws/moto-vars.yml (each override names its gap) and by the allow-lists bel
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 
 import boto3
 import botocore.exceptions
 import pytest
 
+from tests.conftest import REPO
 from tests.scale_out_run import Run, run_playbook
+
+sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.tengen.ops.plugins.lookup.service_images import service_images  # noqa: E402
 
 pytestmark = pytest.mark.aws
 
@@ -224,7 +229,9 @@ def test_task_definitions_and_services(stack: Stack) -> None:
         assert td["executionRoleArn"].endswith(f"role/{STACK}-task-execution")
         assert td["taskRoleArn"].endswith(f"role/{STACK}-task")
         container = td["containerDefinitions"][0]
-        assert container["image"] == f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{STACK}/{service}:0.1.0"
+        # scale_out_image_tag is empty: each image runs under its build context's digest tag.
+        tag = service_images(str(REPO / "files"))[service]["tag"]
+        assert container["image"] == f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{STACK}/{service}:{tag}"
         assert container["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{STACK}/{service}"
         secrets = {s["name"]: s["valueFrom"] for s in container.get("secrets", [])}
         if service == "backend":
