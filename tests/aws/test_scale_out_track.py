@@ -118,12 +118,14 @@ def _rules(perms: list[dict]) -> set[tuple]:
     return out
 
 
-def test_security_groups_chain_alb_to_tasks_to_data(stack: Stack) -> None:
+def test_security_groups_chain_alb_to_services_to_data(stack: Stack) -> None:
     groups = {
         g["GroupName"]: g
         for g in stack.client("ec2").describe_security_groups(Filters=[TAG])["SecurityGroups"]
     }
-    alb, tasks, db, cache = (groups[f"{STACK}-{n}"] for n in ("alb", "tasks", "db", "cache"))
+    names = ("alb", "web", "backend", "engine", "db", "cache")
+    assert set(groups) == {f"{STACK}-{n}" for n in names}
+    alb, web, backend, engine, db, cache = (groups[f"{STACK}-{n}"] for n in names)
     assert _rules(alb["IpPermissions"]) == {
         ("tcp", 80, "0.0.0.0/0"),
         ("tcp", 443, "0.0.0.0/0"),
@@ -131,17 +133,23 @@ def test_security_groups_chain_alb_to_tasks_to_data(stack: Stack) -> None:
         ("tcp", 443, "::/0"),
     }
     assert _rules(alb["IpPermissionsEgress"]) == {
-        ("tcp", 8000, tasks["GroupId"]),
-        ("tcp", 8080, tasks["GroupId"]),
+        ("tcp", 8000, backend["GroupId"]),
+        ("tcp", 8080, web["GroupId"]),
     }
-    assert _rules(tasks["IpPermissions"]) == {
-        ("tcp", 8000, alb["GroupId"]),
-        ("tcp", 8080, alb["GroupId"]),
-        ("tcp", 8001, tasks["GroupId"]),
-    }
-    assert _rules(db["IpPermissions"]) == {("tcp", 5432, tasks["GroupId"])}
-    assert _rules(cache["IpPermissions"]) == {("tcp", 6379, tasks["GroupId"])}
+    assert _rules(web["IpPermissions"]) == {("tcp", 8080, alb["GroupId"])}
+    assert _rules(backend["IpPermissions"]) == {("tcp", 8000, alb["GroupId"])}
+    assert _rules(engine["IpPermissions"]) == {("tcp", 8001, backend["GroupId"])}
+    assert _rules(db["IpPermissions"]) == {("tcp", 5432, backend["GroupId"])}
+    assert _rules(cache["IpPermissions"]) == {("tcp", 6379, backend["GroupId"])}
     assert db["IpPermissionsEgress"] == [] and cache["IpPermissionsEgress"] == []
+    # Each service's tasks run in their own group.
+    services = stack.client("ecs").describe_services(cluster=STACK, services=["backend", "engine", "web"])[
+        "services"
+    ]
+    attached = {
+        s["serviceName"]: s["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] for s in services
+    }
+    assert attached == {n: [groups[f"{STACK}-{n}"]["GroupId"]] for n in ("backend", "engine", "web")}
 
 
 def test_roles_are_least_privilege(stack: Stack) -> None:
