@@ -213,6 +213,13 @@ def test_data_stores_are_private_encrypted_and_in_the_secret(stack: Stack) -> No
         "ReplicationGroups"
     ][0]
     assert redis["TransitEncryptionEnabled"] is True and redis["AtRestEncryptionEnabled"] is True
+    # Redis requires AUTH besides TLS; the token is generated into its own secret.
+    assert redis["AuthTokenEnabled"] is True
+    token = json.loads(
+        stack.client("secretsmanager").get_secret_value(SecretId=f"{STACK}/cache-auth")["SecretString"]
+    )["token"]
+    assert len(token) == 64 and token.isalnum()
+    assert token not in stack.runs["first"].output
     app = json.loads(stack.client("secretsmanager").get_secret_value(SecretId=f"{STACK}/app")["SecretString"])
     master = json.loads(
         stack.client("secretsmanager").get_secret_value(SecretId=f"{STACK}/db-master")["SecretString"]
@@ -222,7 +229,7 @@ def test_data_stores_are_private_encrypted_and_in_the_secret(stack: Stack) -> No
         f"postgresql://tengen:{master['password']}@{address}:{db['Endpoint']['Port']}/tengen?sslmode=require"
     )
     primary = redis["NodeGroups"][0]["PrimaryEndpoint"]
-    assert app["REDIS_URL"] == f"rediss://{primary['Address']}:{primary['Port']}/0"
+    assert app["REDIS_URL"] == f"rediss://:{token}@{primary['Address']}:{primary['Port']}/0"
 
 
 def test_task_definitions_and_services(stack: Stack) -> None:
