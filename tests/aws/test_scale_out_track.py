@@ -164,14 +164,23 @@ def test_roles_are_least_privilege(stack: Stack) -> None:
         inline = json.loads(inline)
     statement = inline["Statement"][0] if isinstance(inline["Statement"], list) else inline["Statement"]
     assert statement["Action"] == "secretsmanager:GetSecretValue"
-    assert statement["Resource"] == f"arn:aws:secretsmanager:*:123456789012:secret:{STACK}/*"
+    # This account, this region, this stack's name prefix: nothing else.
+    assert statement["Resource"] == f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{STACK}/*"
     task = f"{STACK}-task"
     assert iam.list_attached_role_policies(RoleName=task)["AttachedPolicies"] == []
     assert iam.list_role_policies(RoleName=task)["PolicyNames"] == []
-    trust = iam.get_role(RoleName=task)["Role"]["AssumeRolePolicyDocument"]
-    if isinstance(trust, str):
-        trust = json.loads(trust)
-    assert trust["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    for role in (execution, task):
+        trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        if isinstance(trust, str):
+            trust = json.loads(trust)
+        assert trust["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+            }
+        ]
 
 
 def test_registries_logs_and_database_secret(stack: Stack) -> None:
