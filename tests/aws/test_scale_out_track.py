@@ -257,6 +257,16 @@ def test_task_definitions_and_services(stack: Stack) -> None:
         tag = service_images(str(REPO / "files"))[service]["tag"]
         assert container["image"] == f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{STACK}/{service}:{tag}"
         assert container["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{STACK}/{service}"
+        # A read-only root; the image writes only to task storage mounted where it declares a
+        # VOLUME (Fargate copies that path's permissions, so uid 10001 can write there).
+        assert container["readonlyRootFilesystem"] is True
+        tmp = {"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}
+        assert container["mountPoints"] == [tmp]
+        assert [v["name"] for v in td["volumes"]] == ["tmp"]
+        entry = service_images(str(REPO / "files"))[service]
+        dockerfile = (REPO / "files" / entry["context"] / entry["dockerfile"]).read_text()
+        declared = [json.loads(line[7:]) for line in dockerfile.splitlines() if line.startswith("VOLUME ")]
+        assert "/tmp" in [path for paths in declared for path in paths], service
         secrets = {s["name"]: s["valueFrom"] for s in container.get("secrets", [])}
         if service == "backend":
             prefix = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{STACK}/app"

@@ -78,7 +78,7 @@ def run() -> Iterator:
 
     yield start
     for name in names:
-        docker("rm", "-f", name, check=False)
+        docker("rm", "-f", "-v", name, check=False)
     for network in networks:
         docker("network", "rm", network, check=False)
 
@@ -113,6 +113,23 @@ def test_each_image_passes_its_healthcheck_as_uid_10001(images: dict[str, str], 
     wait_healthy(container)
     assert docker("exec", container, "id", "-u") == "10001"
     assert docker("inspect", "-f", "{{.Config.User}}", container).startswith("10001")
+
+
+@pytest.mark.parametrize("name", list(IMAGES))
+def test_each_image_runs_on_a_read_only_root_with_task_storage_on_tmp(
+    images: dict[str, str], run, name: str
+) -> None:
+    """As ECS runs them (aws_services): a read-only root and a fresh volume on /tmp.
+
+    Fargate mounts task storage as root 0755 unless the image declares the path a VOLUME, so
+    the image must declare it; Docker, like Fargate then, gives the new volume the image's
+    /tmp permissions. (The backend's SQLite directory is its own VOLUME; on ECS it uses PostgreSQL.)
+    """
+    volumes = json.loads(docker("image", "inspect", "-f", "{{json .Config.Volumes}}", images[name]))
+    assert "/tmp" in volumes
+    container = run(images[name], "--read-only", "--mount", "type=volume,target=/tmp")
+    wait_healthy(container)
+    docker("exec", container, "sh", "-c", "echo probe > /tmp/probe && ! touch /probe 2>/dev/null")
 
 
 def test_backend_and_gnugo_engine_play_a_game_together(images: dict[str, str], run) -> None:
