@@ -192,7 +192,14 @@ def test_registries_logs_and_database_secret(stack: Stack) -> None:
         rules = json.loads(
             ecr.get_lifecycle_policy(repositoryName=f"{STACK}/{service}")["lifecyclePolicyText"]
         )["rules"]
-        assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "any"]
+        assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "tagged"]
+        # Untagged images take no place among the kept tagged ones (the images releases name).
+        kept = rules[1]["selection"]
+        assert (kept["tagPatternList"], kept["countType"], kept["countNumber"]) == (
+            ["*"],
+            "imageCountMoreThan",
+            20,
+        )
     groups = stack.client("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{STACK}/")["logGroups"]
     assert {(g["logGroupName"], g["retentionInDays"]) for g in groups} == {
         (f"/ecs/{STACK}/{s}", 14) for s in ("backend", "engine", "web")
