@@ -11,7 +11,7 @@ description:
     password valid for twelve hours, for community.docker.docker_login.
   - Changes nothing.
   - The password is returned in clear, as docker_login needs it; run the task with
-    C(no_log: true) so that it stays out of the output. (A value the module itself marked
+    C(no_log=true) so that it stays out of the output. (A value the module itself marked
     no_log would be masked in its result and reach the next task as a placeholder.)
 version_added: 0.1.0
 author: tengen maintainers

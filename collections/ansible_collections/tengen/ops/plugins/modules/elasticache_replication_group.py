@@ -66,7 +66,7 @@ options:
   auth_token:
     description:
       - The password Redis requires (AUTH), 16 to 128 printable characters without C(@), C(") or C(/).
-      - Needs I(transit_encryption). Run the task with C(no_log: true).
+      - Needs I(transit_encryption). Run the task with C(no_log=true).
     type: str
   snapshot_retention_limit:
     description: Days of automatic snapshots (0 turns them off).
