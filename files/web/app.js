@@ -110,6 +110,8 @@ function connect() {
     const data = JSON.parse(event.data);
     if (data.type === "game") {
       show(data.game);
+    } else if (data.type === "engine") {
+      say(`The AI's move is late (${data.reason}); asking again in ${Math.round(data.retry_in)} s`);
     } else if (data.type === "error") {
       say(data.error);
     }

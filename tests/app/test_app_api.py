@@ -17,7 +17,7 @@ from tests.service_servers import APP_DIR, Server, create, next_game, play, requ
 
 def test_health_ready_and_metrics(backend: Server) -> None:
     assert request("GET", f"{backend.url}/healthz") == (200, {"status": "ok"})
-    assert request("GET", f"{backend.url}/readyz") == (200, {"status": "ready"})
+    assert request("GET", f"{backend.url}/readyz") == (200, {"status": "ready", "engine": "up"})
 
     def created() -> float:
         status, text = request("GET", f"{backend.url}/metrics")
@@ -219,13 +219,90 @@ def test_migrate_is_safe_to_run_twice(tmp_path) -> None:
         assert db.execute("SELECT count(*) FROM games").fetchone() == (0,)
 
 
-def test_readyz_says_why_when_the_engine_is_down(tmp_path) -> None:
+def metric(server: Server, name: str) -> float:
+    """The value of one unlabelled sample of the backend's /metrics."""
+    status, text = request("GET", f"{server.url}/metrics")
+    assert status == 200
+    values = [float(row.split()[1]) for row in text.splitlines() if row.split(" ")[0] == name]
+    assert len(values) == 1, (name, text)
+    return values[0]
+
+
+async def next_event(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 20) -> dict:
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        data = json.loads(msg.data)
+        if data["type"] == kind:
+            return data
+
+
+def test_the_backend_stays_ready_without_the_engine_and_the_ai_waits_for_it(tmp_path) -> None:
+    from tests.service_servers import free_port, start_engine
+
+    port = free_port()
+    server = start_backend(tmp_path, f"http://127.0.0.1:{port}", TENGEN_ENGINE_PROBE_SECONDS="0.5")
+    engine = None
+    try:
+        assert metric(server, "tengen_engine_up") == 0  # probed before the backend serves
+        # Ready: the database answers; the engine's state is reported, not required.
+        assert request("GET", f"{server.url}/readyz") == (200, {"status": "ready", "engine": "down"})
+        game, tokens = create(server, size=9, color="white")  # the AI (black) opens
+        assert game["engine"]["status"] == "down"
+
+        async def flow() -> tuple[dict, dict, dict]:
+            nonlocal engine
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"{server.url}/ws/games/{game['id']}") as ws:
+                    assert (await next_game(ws))["moves"] == []
+                    waiting = await next_event(ws, "engine")
+                    url = f"{server.url}/api/games/{game['id']}"
+                    status, seen = await asyncio.to_thread(request, "GET", url)
+                    assert status == 200
+                    engine = await asyncio.to_thread(start_engine, tmp_path, port)
+                    state = await next_game(ws, timeout=30)
+                    return waiting, seen, state
+
+        waiting, seen, state = asyncio.run(flow())
+        assert waiting["status"] == "waiting" and waiting["reason"] == "engine request failed"
+        assert 0 < waiting["retry_in"] <= 10
+        assert seen["moves"] == [] and seen["engine"] == {"status": "down", "reason": "engine request failed"}
+        assert state["moves"][0][0] == "B" and state["engine"] == {"status": "up", "reason": None}
+        assert metric(server, "tengen_engine_errors_total") >= 1
+        assert metric(server, "tengen_engine_up") == 1
+        assert request("GET", f"{server.url}/readyz") == (200, {"status": "ready", "engine": "up"})
+        assert request("GET", f"{server.url}/healthz")[0] == 200
+    finally:
+        server.stop()
+        if engine is not None:
+            engine.stop()
+
+
+def test_an_ai_move_gives_up_after_the_retry_budget_and_says_why(tmp_path) -> None:
     from tests.service_servers import free_port
 
-    server = start_backend(tmp_path, f"http://127.0.0.1:{free_port()}")
+    server = start_backend(tmp_path, f"http://127.0.0.1:{free_port()}", TENGEN_ENGINE_RETRY_SECONDS="2")
     try:
-        status, data = request("GET", f"{server.url}/readyz")
-        assert status == 503 and any(reason.startswith("engine") for reason in data["reasons"])
-        assert request("GET", f"{server.url}/healthz")[0] == 200
+        game, _ = create(server, size=9, color="white")
+
+        async def flow() -> tuple[list[dict], dict]:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"{server.url}/ws/games/{game['id']}") as ws:
+                    await next_game(ws)
+                    waits = []
+                    while True:
+                        msg = json.loads((await asyncio.wait_for(ws.receive(), 20)).data)
+                        if msg["type"] == "error":
+                            return waits, msg
+                        if msg["type"] == "engine":
+                            waits.append(msg)
+
+        waits, error = asyncio.run(flow())
+        # Backoff: each pause longer than the one before, but for the last, cut to what is left
+        # of the budget. (The first pause may come before the WebSocket is open.)
+        delays = [w["retry_in"] for w in waits]
+        assert len(delays) >= 2 and delays[:-1] == sorted(set(delays[:-1])) and sum(delays) <= 2
+        assert error["error"] == "the engine is not answering (engine request failed); reload to try again"
+        assert request("GET", f"{server.url}/readyz")[0] == 200
     finally:
         server.stop()

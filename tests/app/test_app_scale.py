@@ -67,7 +67,7 @@ def test_two_backends_serve_one_game_through_redis_and_postgresql(
     one = start_backend(tmp_path, engine.url, **env)
     two = start_backend(tmp_path, engine.url, **env)
     try:
-        assert request("GET", f"{two.url}/readyz") == (200, {"status": "ready"})
+        assert request("GET", f"{two.url}/readyz") == (200, {"status": "ready", "engine": "up"})
         game, tokens = create(one, size=9, opponent="human")
         gid = game["id"]
 

@@ -7,13 +7,18 @@ tests/aws/moto-vars.yml (each override names its gap) and by the allow-lists bel
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 
 import boto3
 import botocore.exceptions
 import pytest
 
+from tests.conftest import REPO
 from tests.scale_out_run import Run, run_playbook
+
+sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.tengen.ops.plugins.lookup.service_images import service_images  # noqa: E402
 
 pytestmark = pytest.mark.aws
 
@@ -113,12 +118,14 @@ def _rules(perms: list[dict]) -> set[tuple]:
     return out
 
 
-def test_security_groups_chain_alb_to_tasks_to_data(stack: Stack) -> None:
+def test_security_groups_chain_alb_to_services_to_data(stack: Stack) -> None:
     groups = {
         g["GroupName"]: g
         for g in stack.client("ec2").describe_security_groups(Filters=[TAG])["SecurityGroups"]
     }
-    alb, tasks, db, cache = (groups[f"{STACK}-{n}"] for n in ("alb", "tasks", "db", "cache"))
+    names = ("alb", "web", "backend", "engine", "db", "cache")
+    assert set(groups) == {f"{STACK}-{n}" for n in names}
+    alb, web, backend, engine, db, cache = (groups[f"{STACK}-{n}"] for n in names)
     assert _rules(alb["IpPermissions"]) == {
         ("tcp", 80, "0.0.0.0/0"),
         ("tcp", 443, "0.0.0.0/0"),
@@ -126,17 +133,23 @@ def test_security_groups_chain_alb_to_tasks_to_data(stack: Stack) -> None:
         ("tcp", 443, "::/0"),
     }
     assert _rules(alb["IpPermissionsEgress"]) == {
-        ("tcp", 8000, tasks["GroupId"]),
-        ("tcp", 8080, tasks["GroupId"]),
+        ("tcp", 8000, backend["GroupId"]),
+        ("tcp", 8080, web["GroupId"]),
     }
-    assert _rules(tasks["IpPermissions"]) == {
-        ("tcp", 8000, alb["GroupId"]),
-        ("tcp", 8080, alb["GroupId"]),
-        ("tcp", 8001, tasks["GroupId"]),
-    }
-    assert _rules(db["IpPermissions"]) == {("tcp", 5432, tasks["GroupId"])}
-    assert _rules(cache["IpPermissions"]) == {("tcp", 6379, tasks["GroupId"])}
+    assert _rules(web["IpPermissions"]) == {("tcp", 8080, alb["GroupId"])}
+    assert _rules(backend["IpPermissions"]) == {("tcp", 8000, alb["GroupId"])}
+    assert _rules(engine["IpPermissions"]) == {("tcp", 8001, backend["GroupId"])}
+    assert _rules(db["IpPermissions"]) == {("tcp", 5432, backend["GroupId"])}
+    assert _rules(cache["IpPermissions"]) == {("tcp", 6379, backend["GroupId"])}
     assert db["IpPermissionsEgress"] == [] and cache["IpPermissionsEgress"] == []
+    # Each service's tasks run in their own group.
+    services = stack.client("ecs").describe_services(cluster=STACK, services=["backend", "engine", "web"])[
+        "services"
+    ]
+    attached = {
+        s["serviceName"]: s["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] for s in services
+    }
+    assert attached == {n: [groups[f"{STACK}-{n}"]["GroupId"]] for n in ("backend", "engine", "web")}
 
 
 def test_roles_are_least_privilege(stack: Stack) -> None:
@@ -151,14 +164,23 @@ def test_roles_are_least_privilege(stack: Stack) -> None:
         inline = json.loads(inline)
     statement = inline["Statement"][0] if isinstance(inline["Statement"], list) else inline["Statement"]
     assert statement["Action"] == "secretsmanager:GetSecretValue"
-    assert statement["Resource"] == f"arn:aws:secretsmanager:*:123456789012:secret:{STACK}/*"
+    # This account, this region, this stack's name prefix: nothing else.
+    assert statement["Resource"] == f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{STACK}/*"
     task = f"{STACK}-task"
     assert iam.list_attached_role_policies(RoleName=task)["AttachedPolicies"] == []
     assert iam.list_role_policies(RoleName=task)["PolicyNames"] == []
-    trust = iam.get_role(RoleName=task)["Role"]["AssumeRolePolicyDocument"]
-    if isinstance(trust, str):
-        trust = json.loads(trust)
-    assert trust["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    for role in (execution, task):
+        trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        if isinstance(trust, str):
+            trust = json.loads(trust)
+        assert trust["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+            }
+        ]
 
 
 def test_registries_logs_and_database_secret(stack: Stack) -> None:
@@ -170,7 +192,14 @@ def test_registries_logs_and_database_secret(stack: Stack) -> None:
         rules = json.loads(
             ecr.get_lifecycle_policy(repositoryName=f"{STACK}/{service}")["lifecyclePolicyText"]
         )["rules"]
-        assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "any"]
+        assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "tagged"]
+        # Untagged images take no place among the kept tagged ones (the images releases name).
+        kept = rules[1]["selection"]
+        assert (kept["tagPatternList"], kept["countType"], kept["countNumber"]) == (
+            ["*"],
+            "imageCountMoreThan",
+            20,
+        )
     groups = stack.client("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{STACK}/")["logGroups"]
     assert {(g["logGroupName"], g["retentionInDays"]) for g in groups} == {
         (f"/ecs/{STACK}/{s}", 14) for s in ("backend", "engine", "web")
@@ -200,6 +229,13 @@ def test_data_stores_are_private_encrypted_and_in_the_secret(stack: Stack) -> No
         "ReplicationGroups"
     ][0]
     assert redis["TransitEncryptionEnabled"] is True and redis["AtRestEncryptionEnabled"] is True
+    # Redis requires AUTH besides TLS; the token is generated into its own secret.
+    assert redis["AuthTokenEnabled"] is True
+    token = json.loads(
+        stack.client("secretsmanager").get_secret_value(SecretId=f"{STACK}/cache-auth")["SecretString"]
+    )["token"]
+    assert len(token) == 64 and token.isalnum()
+    assert token not in stack.runs["first"].output
     app = json.loads(stack.client("secretsmanager").get_secret_value(SecretId=f"{STACK}/app")["SecretString"])
     master = json.loads(
         stack.client("secretsmanager").get_secret_value(SecretId=f"{STACK}/db-master")["SecretString"]
@@ -209,7 +245,7 @@ def test_data_stores_are_private_encrypted_and_in_the_secret(stack: Stack) -> No
         f"postgresql://tengen:{master['password']}@{address}:{db['Endpoint']['Port']}/tengen?sslmode=require"
     )
     primary = redis["NodeGroups"][0]["PrimaryEndpoint"]
-    assert app["REDIS_URL"] == f"rediss://{primary['Address']}:{primary['Port']}/0"
+    assert app["REDIS_URL"] == f"rediss://:{token}@{primary['Address']}:{primary['Port']}/0"
 
 
 def test_task_definitions_and_services(stack: Stack) -> None:
@@ -224,8 +260,20 @@ def test_task_definitions_and_services(stack: Stack) -> None:
         assert td["executionRoleArn"].endswith(f"role/{STACK}-task-execution")
         assert td["taskRoleArn"].endswith(f"role/{STACK}-task")
         container = td["containerDefinitions"][0]
-        assert container["image"] == f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{STACK}/{service}:0.1.0"
+        # scale_out_image_tag is empty: each image runs under its build context's digest tag.
+        tag = service_images(str(REPO / "files"))[service]["tag"]
+        assert container["image"] == f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{STACK}/{service}:{tag}"
         assert container["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{STACK}/{service}"
+        # A read-only root; the image writes only to task storage mounted where it declares a
+        # VOLUME (Fargate copies that path's permissions, so uid 10001 can write there).
+        assert container["readonlyRootFilesystem"] is True
+        tmp = {"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}
+        assert container["mountPoints"] == [tmp]
+        assert [v["name"] for v in td["volumes"]] == ["tmp"]
+        entry = service_images(str(REPO / "files"))[service]
+        dockerfile = (REPO / "files" / entry["context"] / entry["dockerfile"]).read_text()
+        declared = [json.loads(line[7:]) for line in dockerfile.splitlines() if line.startswith("VOLUME ")]
+        assert "/tmp" in [path for paths in declared for path in paths], service
         secrets = {s["name"]: s["valueFrom"] for s in container.get("secrets", [])}
         if service == "backend":
             prefix = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{STACK}/app"
@@ -299,7 +347,12 @@ def test_load_balancer_listeners_rules_and_health_checks(stack: Stack) -> None:
         for t in elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
     }
     assert set(tgs) == {f"{STACK}-backend", f"{STACK}-web"}
-    assert all(t["HealthCheckPath"] == "/readyz" and t["TargetType"] == "ip" for t in tgs.values())
+    assert all(t["TargetType"] == "ip" for t in tgs.values())
+    # Each image answers its own path: nginx of the web image serves /healthz, not /readyz.
+    assert {n: t["HealthCheckPath"] for n, t in tgs.items()} == {
+        f"{STACK}-backend": "/readyz",
+        f"{STACK}-web": "/healthz",
+    }
     listeners = {
         li["Port"]: li for li in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
     }

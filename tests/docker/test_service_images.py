@@ -78,7 +78,7 @@ def run() -> Iterator:
 
     yield start
     for name in names:
-        docker("rm", "-f", name, check=False)
+        docker("rm", "-f", "-v", name, check=False)
     for network in networks:
         docker("network", "rm", network, check=False)
 
@@ -115,6 +115,23 @@ def test_each_image_passes_its_healthcheck_as_uid_10001(images: dict[str, str], 
     assert docker("inspect", "-f", "{{.Config.User}}", container).startswith("10001")
 
 
+@pytest.mark.parametrize("name", list(IMAGES))
+def test_each_image_runs_on_a_read_only_root_with_task_storage_on_tmp(
+    images: dict[str, str], run, name: str
+) -> None:
+    """As ECS runs them (aws_services): a read-only root and a fresh volume on /tmp.
+
+    Fargate mounts task storage as root 0755 unless the image declares the path a VOLUME, so
+    the image must declare it; Docker, like Fargate then, gives the new volume the image's
+    /tmp permissions. (The backend's SQLite directory is its own VOLUME; on ECS it uses PostgreSQL.)
+    """
+    volumes = json.loads(docker("image", "inspect", "-f", "{{json .Config.Volumes}}", images[name]))
+    assert "/tmp" in volumes
+    container = run(images[name], "--read-only", "--mount", "type=volume,target=/tmp")
+    wait_healthy(container)
+    docker("exec", container, "sh", "-c", "echo probe > /tmp/probe && ! touch /probe 2>/dev/null")
+
+
 def test_backend_and_gnugo_engine_play_a_game_together(images: dict[str, str], run) -> None:
     network = f"tengen-svc-net-{uuid.uuid4().hex[:6]}"
     engine = run(
@@ -123,7 +140,7 @@ def test_backend_and_gnugo_engine_play_a_game_together(images: dict[str, str], r
     backend = run(images["backend"], "-e", f"TENGEN_ENGINE_URL=http://{engine}:8001", network=network)
     wait_healthy(engine)
     wait_healthy(backend)
-    assert http(backend, "http://127.0.0.1:8000/readyz") == {"status": "ready"}
+    assert http(backend, "http://127.0.0.1:8000/readyz")["status"] == "ready"
     created = http(backend, "http://127.0.0.1:8000/api/games", {"size": 9})
     gid, token = created["game"]["id"], created["tokens"]["B"]
     http(backend, f"http://127.0.0.1:8000/api/games/{gid}/moves", {"token": token, "move": "E5"})

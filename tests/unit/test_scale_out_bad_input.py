@@ -74,3 +74,14 @@ def test_production_teardown_is_refused_without_confirmation() -> None:
         "aws_teardown : Refuse to tear down production without the stack name as confirmation"
     ]
     assert "confirm_teardown=tengen-staging" in run.output
+
+
+def test_a_lifecycle_that_would_expire_the_previous_release_is_refused_before_any_aws_call() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    extra = {"scale_out_certificate_arn": CERT, "aws_identity_ecr_keep_images": 1}
+    run = run_playbook("identity.yml", dead, extra, moto=False)
+    assert run.rc != 0
+    assert run.failed_tasks == ["aws_identity : Refuse a lifecycle that would expire the previous release"], (
+        run.output[-3000:]
+    )
+    assert "aws_identity_ecr_keep_images: 1 keeps fewer" in run.output

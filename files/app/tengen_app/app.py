@@ -39,6 +39,10 @@ class Settings:
     redis_url: str | None = None
     engine_url: str = "http://engine:8001"
     engine_timeout: float = 60.0
+    # How long an AI move waits for an engine that does not answer, and how often the
+    # engine's state is probed for /metrics and the games' status.
+    engine_retry_seconds: float = 300.0
+    engine_probe_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +54,8 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             engine_url=env.get("TENGEN_ENGINE_URL", cls.engine_url),
             engine_timeout=float(env.get("TENGEN_ENGINE_TIMEOUT", "60")),
+            engine_retry_seconds=float(env.get("TENGEN_ENGINE_RETRY_SECONDS", "300")),
+            engine_probe_seconds=float(env.get("TENGEN_ENGINE_PROBE_SECONDS", "10")),
         )
 
 
@@ -70,6 +76,11 @@ class Metrics:
             registry=self.registry,
         )
         self.engine_errors = Counter("tengen_engine_errors", "Failed engine requests", registry=self.registry)
+        self.engine_up = Gauge(
+            "tengen_engine_up",
+            "1 when the engine answered the last request or probe, 0 when it failed",
+            registry=self.registry,
+        )
         self.moves = Counter("tengen_moves", "Moves played", ["by"], registry=self.registry)
         self.broadcast = Histogram(
             "tengen_broadcast_seconds",
@@ -77,6 +88,10 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
+
+
+# The longest pause between two attempts of an AI move while the engine does not answer.
+ENGINE_RETRY_MAX_DELAY = 10.0
 
 
 def bad_request(status: type[web.HTTPException], message: str) -> web.HTTPException:
@@ -115,6 +130,10 @@ class Service:
         # Writes to one game are serialised within a replica; striped locks keep the set bounded.
         self.locks = [asyncio.Lock() for _ in range(64)]
         self.stopping = False
+        # What this replica last heard from the engine: readiness does not depend on it (an
+        # engine outage must not take every backend out of the load balancer), the games show it.
+        self.engine_status: dict[str, str | None] = {"status": "unknown", "reason": None}
+        self.engine_probe: asyncio.Task | None = None
 
     # -- life cycle
     async def on_startup(self, app: web.Application) -> None:
@@ -122,6 +141,38 @@ class Service:
         await self.store.migrate()
         await self.pubsub.start()
         await self.engine.start()
+        # Once before serving (at most the probe's 3 s timeout), so that the state is known.
+        await self.probe_engine_once()
+        self.engine_probe = asyncio.create_task(self.probe_engine())
+
+    async def probe_engine_once(self) -> None:
+        try:
+            await self.engine.ready()
+        except EngineError as exc:
+            self.engine_answered(exc)
+        else:
+            self.engine_answered(None)
+
+    async def probe_engine(self) -> None:
+        """Keep tengen_engine_up and the games' engine status current while no move asks."""
+        while True:
+            await asyncio.sleep(self.settings.engine_probe_seconds)
+            await self.probe_engine_once()
+
+    def engine_answered(self, error: EngineError | None) -> None:
+        if error is None:
+            self.engine_status = {"status": "up", "reason": None}
+            self.metrics.engine_up.set(1)
+        else:
+            self.engine_status = {"status": "down", "reason": error.reason}
+            self.metrics.engine_up.set(0)
+
+    def view(self, rec: GameRecord, game: Game) -> dict:
+        """The game as clients see it; games against the AI also say whether the engine answers."""
+        data = view(rec, game)
+        if rec.opponent == "ai":
+            data["engine"] = dict(self.engine_status)
+        return data
 
     async def on_shutdown(self, app: web.Application) -> None:
         """SIGTERM: the listener is closed; ask the WebSockets to reconnect elsewhere, finish writes."""
@@ -140,6 +191,8 @@ class Service:
                 task.cancel()
 
     async def on_cleanup(self, app: web.Application) -> None:
+        if self.engine_probe is not None:
+            self.engine_probe.cancel()
         await self.engine.stop()
         await self.pubsub.stop()
         await self.store.close()
@@ -172,7 +225,7 @@ class Service:
             else:
                 raise bad_request(web.HTTPConflict, "the game keeps changing; try again")
         self.metrics.moves.labels(by).inc()
-        data = view(rec, game)
+        data = self.view(rec, game)
         await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
         self.maybe_ai(rec, game)
         return data
@@ -203,7 +256,13 @@ class Service:
             log.exception("AI move failed", extra={"fields": {"game": game_id}})
 
     async def _ai_move(self, game_id: str) -> None:
-        for attempt in range(3):
+        """Play the engine's move; while the engine does not answer, wait and ask again with a
+        growing pause (up to ENGINE_RETRY_MAX_DELAY) for engine_retry_seconds, telling the
+        game's watchers why the move is late."""
+        deadline = time.monotonic() + self.settings.engine_retry_seconds
+        delay = 0.5
+        error: EngineError | None = None
+        while not self.stopping and time.monotonic() < deadline:
             rec, game = await self.load(game_id)
             if game.finished or game.to_play != rec.ai_color:
                 return
@@ -211,12 +270,19 @@ class Service:
             try:
                 move = await self.engine.move(rec.size, rec.komi, game.moves, rec.ai_color)
             except EngineError as exc:
+                error = exc
                 self.metrics.engine_errors.inc()
+                self.engine_answered(exc)
                 log.warning("engine failed", extra={"fields": {"game": game_id, "error": str(exc)}})
-                await asyncio.sleep(2**attempt)
+                delay = min(delay, max(deadline - time.monotonic(), 0))
+                event = {"type": "engine", "status": "waiting", "reason": exc.reason, "retry_in": delay}
+                await self.pubsub.publish(game_id, json.dumps(event))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, ENGINE_RETRY_MAX_DELAY)
                 continue
             finally:
                 self.metrics.engine_wait.observe(time.monotonic() - started)
+            self.engine_answered(None)
             rec2 = await self.store.get(game_id)
             if rec2 is None or rec2.version != rec.version:
                 continue  # the position moved on while the engine thought (another replica answered)
@@ -227,9 +293,10 @@ class Service:
                     "engine move refused", extra={"fields": {"game": game_id, "move": move, "why": exc.text}}
                 )
             return
-        await self.pubsub.publish(
-            game_id, json.dumps({"type": "error", "error": "the engine is not answering"})
-        )
+        if error is not None and not self.stopping:
+            # The next GET or WebSocket connection asks again (maybe_ai).
+            message = f"the engine is not answering ({error.reason}); reload to try again"
+            await self.pubsub.publish(game_id, json.dumps({"type": "error", "error": message}))
 
     # -- HTTP handlers
     async def create_game(self, request: web.Request) -> web.Response:
@@ -277,12 +344,12 @@ class Service:
         game = Game(size, rec.komi)
         self.maybe_ai(rec, game)
         log.info("game created", extra={"fields": {"game": rec.id, "size": size, "opponent": opponent}})
-        return web.json_response({"game": view(rec, game), "tokens": tokens}, status=201)
+        return web.json_response({"game": self.view(rec, game), "tokens": tokens}, status=201)
 
     async def get_game(self, request: web.Request) -> web.Response:
         rec, game = await self.load(request.match_info["id"])
         self.maybe_ai(rec, game)  # picks up a game whose AI reply was lost (engine down, replica restarted)
-        return web.json_response(view(rec, game))
+        return web.json_response(self.view(rec, game))
 
     async def play(self, request: web.Request) -> web.Response:
         body = await read_json(request)
@@ -324,7 +391,7 @@ class Service:
         self.metrics.websockets.inc()
         self.pubsub.subscribe(rec.id, send)
         try:
-            await ws.send_str(json.dumps({"type": "game", "game": view(rec, game)}))
+            await ws.send_str(json.dumps({"type": "game", "game": self.view(rec, game)}))
             self.maybe_ai(rec, game)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and msg.data == "ping":
@@ -339,11 +406,13 @@ class Service:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
+        """Ready when this replica's own stores answer. The engine is not asked: an engine outage
+        would otherwise mark every backend unready at once (the load balancer would replace them
+        all, dropping every WebSocket); AI moves wait for it instead, and the body says how it is."""
         reasons = []
         for name, check in (
             ("database", self.store.ping),
             ("pubsub", self.pubsub.ping),
-            ("engine", self.engine.ready),
         ):
             try:
                 await asyncio.wait_for(check(), timeout=5)
@@ -352,8 +421,10 @@ class Service:
         if self.stopping:
             reasons.append("shutting down")
         if reasons:
-            return web.json_response({"status": "unready", "reasons": reasons}, status=503)
-        return web.json_response({"status": "ready"})
+            return web.json_response(
+                {"status": "unready", "reasons": reasons, "engine": self.engine_status["status"]}, status=503
+            )
+        return web.json_response({"status": "ready", "engine": self.engine_status["status"]})
 
     async def metrics_view(self, request: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(self.metrics.registry))

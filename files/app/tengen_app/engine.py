@@ -9,7 +9,10 @@ import aiohttp
 
 
 class EngineError(Exception):
-    pass
+    @property
+    def reason(self) -> str:
+        """The short reason a player may see ("engine unreachable"), without addresses or details."""
+        return str(self).split(":", 1)[0]
 
 
 class EngineClient:

@@ -10,6 +10,9 @@ description:
   - Calls ECR GetAuthorizationToken and returns the registry host with a user name and a
     password valid for twelve hours, for community.docker.docker_login.
   - Changes nothing.
+  - The password is returned in clear, as docker_login needs it; run the task with
+    C(no_log=true) so that it stays out of the output. (A value the module itself marked
+    no_log would be masked in its result and reach the next task as a placeholder.)
 version_added: 0.1.0
 author: tengen maintainers
 options: {}
@@ -72,7 +75,8 @@ def main() -> None:
         module.fail_json_aws(exc, msg="Cannot get an ECR authorization token")
     username, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
     registry = data["proxyEndpoint"].split("://", 1)[-1].rstrip("/")
-    module.no_log_values.add(password)
+    # Not added to module.no_log_values: Ansible would mask it in this very result, and the next
+    # task would log in with the placeholder. The calling task's no_log: true hides it instead.
     module.exit_json(changed=False, registry=registry, username=username, password=password)
 
 

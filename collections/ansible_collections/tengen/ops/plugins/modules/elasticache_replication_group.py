@@ -13,6 +13,9 @@ description:
   - Updates node type, description, security groups, snapshot retention and automatic failover
     in place. Encryption and the number of nodes are fixed at creation; a difference fails.
   - Tags are set at creation.
+  - An I(auth_token) makes Redis require AUTH. It is set at creation, or added to a group that
+    has none (AUTH token update strategy ROTATE); an existing token cannot be read back, so a
+    different one is not detected (rotate it with the AWS API).
 version_added: 0.1.0
 author: tengen maintainers
 options:
@@ -60,6 +63,11 @@ options:
     description: Encrypt data on disk and in backups.
     type: bool
     default: true
+  auth_token:
+    description:
+      - The password Redis requires (AUTH), 16 to 128 printable characters without C(@), C(") or C(/).
+      - Needs I(transit_encryption). Run the task with C(no_log=true).
+    type: str
   snapshot_retention_limit:
     description: Days of automatic snapshots (0 turns them off).
     type: int
@@ -95,8 +103,10 @@ EXAMPLES = r"""
     num_cache_clusters: 2
     cache_subnet_group_name: tengen-staging-cache
     security_group_ids: [sg-0123456789abcdef0]
+    auth_token: "{{ redis_auth_token }}"
     tags:
       tengen:stack: tengen-staging
+  no_log: true
 
 - name: Delete it
   tengen.ops.elasticache_replication_group:
@@ -172,6 +182,7 @@ class ReplicationGroup:
             AtRestEncryptionEnabled=p["at_rest_encryption"],
             SnapshotRetentionLimit=p["snapshot_retention_limit"],
             Tags=[{"Key": k, "Value": str(v)} for k, v in p["tags"].items()],
+            **({"AuthToken": p["auth_token"]} if p["auth_token"] else {}),
         )
 
     def differences(self, group: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +214,11 @@ class ReplicationGroup:
         failover = group.get("AutomaticFailover") in ("enabled", "enabling")
         if failover != (p["num_cache_clusters"] > 1):
             changes["AutomaticFailoverEnabled"] = p["num_cache_clusters"] > 1
+        if p["auth_token"] and not group.get("AuthTokenEnabled"):
+            changes["AuthToken"] = p["auth_token"]
+            changes["AuthTokenUpdateStrategy"] = "ROTATE"
+        elif not p["auth_token"] and group.get("AuthTokenEnabled"):
+            self.module.warn(f"Replication group {self.group_id} requires AUTH; no auth_token was given")
         current_sgs = self.security_groups(group)
         if current_sgs is not None and sorted(current_sgs) != sorted(p["security_group_ids"]):
             changes["SecurityGroupIds"] = p["security_group_ids"]
@@ -277,6 +293,7 @@ def main() -> None:
         "port": {"type": "int", "default": 6379},
         "transit_encryption": {"type": "bool", "default": True},
         "at_rest_encryption": {"type": "bool", "default": True},
+        "auth_token": {"type": "str", "no_log": True},
         "snapshot_retention_limit": {"type": "int", "default": 0},
         "tags": {"type": "dict", "default": {}},
         "wait": {"type": "bool", "default": True},
@@ -287,6 +304,8 @@ def main() -> None:
         supports_check_mode=True,
         required_if=[("state", "present", ("node_type", "cache_subnet_group_name"))],
     )
+    if module.params["auth_token"] and not module.params["transit_encryption"]:
+        module.fail_json(msg="auth_token needs transit_encryption: Redis AUTH is only sent over TLS")
     group = ReplicationGroup(module)
     try:
         result = group.present() if module.params["state"] == "present" else group.absent()

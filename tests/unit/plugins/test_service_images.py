@@ -1,0 +1,83 @@
+"""service_images: the one catalogue of our images, as game_stack and aws_images read it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible_collections.tengen.ops.plugins.lookup.service_images import service_images
+from ansible_collections.tengen.ops.plugins.lookup.tree_digest import tree_digest
+
+REPO = Path(__file__).resolve().parents[3]
+FILES = REPO / "files"
+
+
+@pytest.mark.parametrize(
+    ("variant", "engine_repository", "engine_dockerfile"),
+    [("katago", "tengen/engine", "Dockerfile"), ("gnugo", "tengen/engine-gnugo", "Dockerfile.gnugo")],
+)
+def test_every_image_is_named_after_its_context(variant, engine_repository, engine_dockerfile) -> None:
+    images = service_images(str(FILES), variant)
+    assert {n: (e["repository"], e["context"], e["dockerfile"]) for n, e in images.items()} == {
+        "backend": ("tengen/backend", "app", "Dockerfile"),
+        "engine": (engine_repository, "engine", engine_dockerfile),
+        "web": ("tengen/web", "web", "Dockerfile"),
+        "caddy": ("tengen/caddy", "caddy", "Dockerfile"),
+    }
+    for entry in images.values():
+        assert (FILES / entry["context"] / entry["dockerfile"]).is_file()
+        assert entry["tag"] == tree_digest(str(FILES / entry["context"]))
+        assert entry["image"] == f"{entry['repository']}:{entry['tag']}"
+
+
+def test_an_unknown_engine_variant_is_refused() -> None:
+    with pytest.raises(ValueError, match="'leela'"):
+        service_images(str(FILES), "leela")
+
+
+def _debug(expr: str, *extra: str) -> object:
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"msg={expr}",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "json",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "true",
+        },
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    document, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{") :])
+    return document["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+
+
+@pytest.mark.parametrize("variant", ["katago", "gnugo"])
+def test_game_stack_reads_the_catalogue_through_the_lookup(variant) -> None:
+    """game_stack's __game_stack_builds, rendered by Ansible from the role's vars, is the catalogue."""
+    builds = _debug(
+        "{{ __game_stack_builds }}",
+        "-e",
+        f"@{REPO / 'roles' / 'game_stack' / 'vars' / 'main.yml'}",
+        "-e",
+        json.dumps({"game_stack_build_contexts_dir": str(FILES), "game_stack_engine_variant": variant}),
+    )
+    assert builds == service_images(str(FILES), variant)
