@@ -30,7 +30,7 @@ def test_every_image_is_named_after_its_context(variant, engine_repository, engi
     }
     for entry in images.values():
         assert (FILES / entry["context"] / entry["dockerfile"]).is_file()
-        assert entry["tag"] == tree_digest(str(FILES / entry["context"]))
+        assert entry["tag"] == tree_digest(str(FILES / entry["context"]), dockerfile=entry["dockerfile"])
         assert entry["image"] == f"{entry['repository']}:{entry['tag']}"
 
 
