@@ -6,6 +6,9 @@ In a background thread, until stopped:
 - AI games: a 9x9 move over /api, then the AI's reply awaited on the game's WebSocket;
 - watchers: one more WebSocket on every game, keeping the newest state it was sent.
 
+All of it comes from one address, so the default pace stays under the stack's per-address API
+limit (game_stack_nginx_api_rate, 50 requests a second): about 25 requests a second in all.
+
 Every failure of any kind is counted, with what it was: an HTTP status other than the one
 expected, a connection error, a time-out, an AI reply that never came, a WebSocket closed by the
 server with any code but 1012 (a restart: the client then reconnects, as the web client does).
@@ -95,7 +98,7 @@ class PlayerLoad:
         ctx: ssl.SSLContext | None = None,
         humans: int = 4,
         ai_players: int = 2,
-        pause: float = 0.05,
+        pause: float = 0.2,
         ai_timeout: float = 90.0,
     ) -> None:
         self.base = base.rstrip("/")
