@@ -49,7 +49,9 @@ _raw:
 def service_images(contexts_dir: str, engine_variant: str = "katago") -> dict[str, dict[str, str]]:
     images = catalogue(engine_variant)
     for entry in images.values():
-        entry["tag"] = tree_digest(os.path.join(contexts_dir, entry["context"]), dockerfile=entry["dockerfile"])
+        entry["tag"] = tree_digest(
+            os.path.join(contexts_dir, entry["context"]), dockerfile=entry["dockerfile"]
+        )
         entry["image"] = f"{entry['repository']}:{entry['tag']}"
     return images
 
