@@ -26,7 +26,7 @@ description:
     I(break_lock=true).
   - Taking the lock is re-entrant within one run; giving it back releases only the run's own lock.
     The file lives on a tmpfs by default, so a reboot, which ends every change, frees it.
-  - It never reports C(changed): the lock is the run's bookkeeping, not a change of the host, and a
+  - It never reports C(changed), as the lock is the run's bookkeeping, not a change of the host, and a
     run that changes nothing else stays at changed=0.
 attributes:
   check_mode:
