@@ -241,12 +241,21 @@ class PlayerLoad:
                     ssl=self.ctx,
                     timeout=aiohttp.ClientWSTimeout(ws_close=10),
                 ) as ws:
-                    async for msg in ws:
+                    while True:
+                        msg = await ws.receive()
                         if msg.type == aiohttp.WSMsgType.TEXT:
                             data = json.loads(msg.data)
                             if data.get("type") == "game":
                                 game.seen_version = max(game.seen_version, data["game"]["version"])
-                    code = ws.close_code
+                        elif msg.type == aiohttp.WSMsgType.CLOSE:
+                            # The code of the server's close frame, as a browser's CloseEvent has it:
+                            # ws.close_code turns into 1006 when nginx's previous worker drops the
+                            # connection before the client's answering frame goes out.
+                            code = msg.data
+                            break
+                        elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                            code = ws.close_code
+                            break
             except asyncio.CancelledError:
                 raise
             except (TimeoutError, aiohttp.ClientError) as exc:
