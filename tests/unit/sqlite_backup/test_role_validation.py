@@ -22,6 +22,14 @@ CASES = [
         "sqlite_backup_s3_bucket is set, so sqlite_backup_s3_access_key",
     ),
     (
+        {
+            "sqlite_backup_s3_bucket": "tengen-backups",
+            "sqlite_backup_s3_access_key": "AKIA",
+            "sqlite_backup_s3_secret_key": "secret",
+        },
+        "sqlite_backup_s3_bucket is set but no encryption key is",
+    ),
+    (
         {"sqlite_backup_db_path": "/nonexistent/tengen.db"},
         "sqlite_backup_db_path: /nonexistent/tengen.db does not",
     ),
@@ -30,7 +38,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("bad", "message"), CASES, ids=[next(iter(c[0])) for c in CASES])
+@pytest.mark.parametrize(
+    ("bad", "message"), CASES, ids=[f"{i}-{next(iter(c[0]))}" for i, c in enumerate(CASES)]
+)
 def test_bad_input_fails_before_any_change(live_db, tmp_path, bad, message):
     variables = {
         "sqlite_backup_db_path": str(live_db),

@@ -20,6 +20,7 @@ def bucket(aws_env, request):
 
 
 def target(sb, aws_env, name, **kw):
+    # Backups made here without a key pass the explicit opt-out, allow_plaintext_offsite=True.
     return sb.S3Target(bucket=name, prefix="prod/db", endpoint_url=aws_env, region="eu-west-1", **kw)
 
 
@@ -45,7 +46,7 @@ def test_upload_with_server_side_encryption_and_restore_from_the_bucket(
 def test_an_upload_without_its_manifest_is_not_taken_for_a_backup(sb, live_db, tmp_path, aws_env, bucket):
     client, name = bucket
     s3 = target(sb, aws_env, name)
-    good = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3)
+    good = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3, allow_plaintext_offsite=True)
     partial = sb.create_backup(str(live_db), str(tmp_path / "b"))
     client.upload_file(partial.path, name, f"prod/db/{partial.manifest['file']}")  # data file, no manifest
     assert [b.name for b in sb.list_s3(s3)] == [good.manifest["name"]]
@@ -54,7 +55,7 @@ def test_an_upload_without_its_manifest_is_not_taken_for_a_backup(sb, live_db, t
 def test_a_corrupted_object_in_the_bucket_is_refused(sb, live_db, tmp_path, aws_env, bucket):
     client, name = bucket
     s3 = target(sb, aws_env, name)
-    result = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3)
+    result = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3, allow_plaintext_offsite=True)
     client.put_object(Bucket=name, Key=f"prod/db/{result.manifest['file']}", Body=b"not a backup")
     with pytest.raises(sb.VerificationError, match="sha256 does not match"):
         sb.fetch_and_unpack(str(tmp_path / "r.db"), s3=s3)
@@ -67,7 +68,14 @@ def test_retention_applies_in_the_bucket_as_it_does_locally(sb, live_db, tmp_pat
     retention = sb.Retention(last=1, hourly=2, daily=2, weekly=1, monthly=1)
     moment = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     for _ in range(12):
-        result = sb.create_backup(str(live_db), str(tmp_path / "b"), s3=s3, retention=retention, now=moment)
+        result = sb.create_backup(
+            str(live_db),
+            str(tmp_path / "b"),
+            s3=s3,
+            retention=retention,
+            now=moment,
+            allow_plaintext_offsite=True,
+        )
         assert result.uploaded
         moment += dt.timedelta(hours=7)
     local = [b.name for b in sb.list_local(str(tmp_path / "b"))]

@@ -142,6 +142,21 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(b"tengen-backup-key-id" + key).hexdigest()[:16]
 
 
+PLAINTEXT_OFFSITE_REFUSED = (
+    "a bucket is set but no encryption key: the offsite copies would hold the database in plaintext. "
+    "Set an encryption key (sqlite_backup_encryption_keys), or opt out explicitly with "
+    "sqlite_backup_allow_plaintext_offsite: true (module option allow_plaintext_offsite, "
+    "TENGEN_BACKUP_ALLOW_PLAINTEXT_OFFSITE=true)"
+)
+
+
+def check_offsite_encryption(s3: Any, encrypted: bool, allow_plaintext_offsite: bool) -> None:
+    """Refuse, before anything is written, to send an unencrypted database to a bucket unless the
+    operator opted out in writing: a missing vault key must never silently mean plaintext offsite."""
+    if s3 is not None and not encrypted and not allow_plaintext_offsite:
+        raise BackupError(PLAINTEXT_OFFSITE_REFUSED)
+
+
 def _aes_gcm(key: bytes, nonce: bytes, tag: bytes | None = None) -> Any:
     try:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -666,6 +681,7 @@ def create_backup(
     retention: Retention | None = None,
     now: dt.datetime | None = None,
     pages: int = 1024,
+    allow_plaintext_offsite: bool = False,
 ) -> BackupResult:
     """Make one verified backup of ``db_path`` in ``backup_dir``, upload it, apply retention.
 
@@ -676,6 +692,7 @@ def create_backup(
     if compression not in COMPRESSIONS:
         raise BackupError(f"compression must be one of {', '.join(COMPRESSIONS)}")
     raw_key = load_key(key)
+    check_offsite_encryption(s3, raw_key is not None, allow_plaintext_offsite)
     if not os.path.isfile(db_path):
         raise BackupError(f"database {db_path} does not exist")
     prefix = prefix or os.path.splitext(os.path.basename(db_path))[0]
@@ -1095,6 +1112,8 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
         "status_file": env.get("TENGEN_BACKUP_STATUS_FILE", "/var/lib/tengen-backup/status.json"),
         "textfile": env.get("TENGEN_BACKUP_TEXTFILE") or None,
         "rpo_seconds": num("TENGEN_BACKUP_RPO_SECONDS", 3600),
+        "allow_plaintext_offsite": env.get("TENGEN_BACKUP_ALLOW_PLAINTEXT_OFFSITE", "").lower()
+        in ("1", "true", "yes"),
     }
 
 
@@ -1126,6 +1145,7 @@ def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -
                 key=config["key"],
                 s3=config["s3"],
                 retention=config["retention"],
+                allow_plaintext_offsite=config["allow_plaintext_offsite"],
             )
         except BackupError as exc:
             write_status(

@@ -78,6 +78,13 @@ options:
   rpo_seconds:
     description: Allowed age of the newest backup, recorded in the status for alerting.
     type: int
+  allow_plaintext_offsite:
+    description:
+      - With O(s3) and no O(encryption_key) the module refuses to run, before writing anything, so that a
+        missing key never silently sends the database to a bucket in plaintext.
+      - V(true) is the operator's explicit opt-out (for example a bucket that only a private network reaches).
+    type: bool
+    default: false
   fail_on_upload_error:
     description: Fail the task when the upload fails (the local backup is kept either way).
     type: bool
@@ -174,6 +181,7 @@ def main() -> None:
             "textfile": {"type": "path"},
             "rpo_seconds": {"type": "int"},
             "fail_on_upload_error": {"type": "bool", "default": True},
+            "allow_plaintext_offsite": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -182,7 +190,9 @@ def main() -> None:
         # Validate everything before writing anything.
         retention = sb.Retention(**p["retention"]) if p["retention"] else None
         s3 = sb.s3_from_dict(p["s3"])
-        sb.load_key(p["encryption_key"])
+        sb.check_offsite_encryption(
+            s3, sb.load_key(p["encryption_key"]) is not None, p["allow_plaintext_offsite"]
+        )
         if not os.path.isfile(p["db_path"]):
             module.fail_json(msg=f"db_path: database {p['db_path']} does not exist")
         if module.check_mode:
@@ -203,6 +213,7 @@ def main() -> None:
             key=p["encryption_key"],
             s3=s3,
             retention=retention,
+            allow_plaintext_offsite=p["allow_plaintext_offsite"],
         )
     except (sb.BackupError, sqlite3.Error, OSError) as exc:
         if p["status_file"]:
