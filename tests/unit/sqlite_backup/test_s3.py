@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import boto3
 import pytest
@@ -13,7 +14,9 @@ pytestmark = pytest.mark.aws
 
 @pytest.fixture
 def bucket(aws_env, request):
-    name = f"tengen-bak-{request.node.name.lower().replace('_', '-')[:40]}"
+    # one bucket per test (parametrized ones too: their names differ only after the first 40 characters)
+    digest = hashlib.sha256(request.node.name.encode()).hexdigest()[:8]
+    name = f"tengen-bak-{request.node.name.lower().replace('_', '-')[:30].strip('-')}-{digest}"
     client = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
     client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     return client, name
@@ -84,3 +87,37 @@ def test_retention_applies_in_the_bucket_as_it_does_locally(sb, live_db, tmp_pat
     assert remote == local == ["tengen-20260503T220000Z", "tengen-20260504T050000Z"]
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=name)["Contents"]}
     assert len(keys) == 2 * len(local)  # a data file and a manifest each, nothing orphaned
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [
+        b'{"note": "lifecycle export, not a backup"}',
+        b"[1, 2, 3]",
+        b"not json at all",
+        b'{"name": "x", "created": "yesterday", "file": "x.db.gz", "sha256": "0", "db_sha256": "0",'
+        b' "compression": "gzip"}',
+    ],
+    ids=["other-json", "json-list", "not-json", "bad-time"],
+)
+def test_a_stray_json_object_under_the_prefix_is_skipped_by_restore_drill_and_retention(
+    sb, live_db, tmp_path, aws_env, bucket, key, caplog, stray
+):
+    client, name = bucket
+    s3 = target(sb, aws_env, name)
+    retention = sb.Retention(last=1, hourly=1, daily=1, weekly=1, monthly=1)
+    first = sb.create_backup(str(live_db), str(tmp_path / "b"), key=key, s3=s3)
+    client.put_object(Bucket=name, Key="prod/db/zz-inventory.json", Body=stray)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    second = sb.create_backup(
+        str(live_db), str(tmp_path / "b"), key=key, s3=s3, retention=retention, now=later
+    )
+    assert second.uploaded and second.upload_error is None
+    assert second.pruned_s3 == [first.manifest["name"]]  # retention still works in the bucket
+    assert second.skipped_s3 == ["zz-inventory.json"]
+    assert "zz-inventory.json" in caplog.text
+    restored = sb.fetch_and_unpack(str(tmp_path / "r.db"), s3=s3, key=key)
+    assert restored["name"] == second.manifest["name"] and restored["skipped"] == ["zz-inventory.json"]
+    assert counts(tmp_path / "r.db") == counts(live_db)
+    # the stray object is left where it was
+    assert client.get_object(Bucket=name, Key="prod/db/zz-inventory.json")["Body"].read() == stray

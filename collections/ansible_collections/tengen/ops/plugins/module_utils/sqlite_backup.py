@@ -19,6 +19,7 @@ import functools
 import gzip
 import hashlib
 import json
+import logging
 import lzma
 import os
 import re
@@ -44,6 +45,7 @@ SSE_CHOICES = ("AES256", "aws:kms")
 TMP_PREFIX = ".tmp-"
 MIGRATION_TABLES = ("schema_migrations", "migrations", "alembic_version")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+LOG = logging.getLogger("tengen_backup")
 
 
 class BackupError(Exception):
@@ -447,13 +449,23 @@ class Backup:
 
 
 def _parse_manifest(raw: bytes, origin: str) -> dict[str, Any]:
+    """A manifest of ours, or VerificationError saying why ``raw`` is not one."""
     try:
         manifest = json.loads(raw)
     except ValueError as exc:
         raise VerificationError(f"manifest {origin} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise VerificationError(f"manifest {origin} is not a JSON object")
     for key in ("name", "created", "file", "sha256", "db_sha256", "compression"):
-        if key not in manifest:
+        if not isinstance(manifest.get(key), str):
             raise VerificationError(f"manifest {origin} lacks {key!r}")
+    name, filename = manifest["name"], manifest["file"]
+    if not NAME_RE.match(name) or not NAME_RE.match(filename) or not filename.startswith(f"{name}.db"):
+        raise VerificationError(f"manifest {origin} names no backup file of ours")
+    try:
+        parse_iso(manifest["created"])
+    except ValueError as exc:
+        raise VerificationError(f"manifest {origin}: bad time {manifest['created']!r}") from exc
     return manifest
 
 
@@ -479,17 +491,33 @@ def list_local(backup_dir: str) -> list[Backup]:
     return found
 
 
-def list_s3(target: S3Target) -> list[Backup]:
+def list_s3(target: S3Target, skipped: list[str] | None = None) -> list[Backup]:
+    """Backups in the bucket, oldest first. Objects that are not manifests of ours (another tool's
+    JSON, a hand-made note, a manifest whose data file is missing) are skipped and logged, so that
+    one stray object never stops a restore, a drill or retention; their names go to ``skipped``."""
     names = set(target.list_names())
     found: list[Backup] = []
     for name in sorted(names):
         if not name.endswith(".json"):
             continue
-        manifest = _parse_manifest(target.get_bytes(name), target.uri(name))
+        try:
+            manifest = _parse_manifest(target.get_bytes(name), target.uri(name))
+        except VerificationError as exc:
+            _skip(skipped, name, str(exc))
+            continue
+        if manifest["name"] + ".json" != name:
+            _skip(skipped, name, f"{target.uri(name)} describes {manifest['name']}, not itself")
+            continue
         if manifest["file"] in names:
             found.append(Backup(manifest))
     found.sort(key=lambda b: (b.created, b.name))
     return found
+
+
+def _skip(skipped: list[str] | None, name: str, why: str) -> None:
+    LOG.warning("skipped, not a backup of ours: %s", why)
+    if skipped is not None:
+        skipped.append(name)
 
 
 # --------------------------------------------------------------------------- retention
@@ -561,8 +589,11 @@ def prune_local(backup_dir: str, retention: Retention, dry_run: bool = False) ->
     return [b.name for b in dropped]
 
 
-def prune_s3(target: S3Target, retention: Retention, dry_run: bool = False) -> list[str]:
-    _, dropped = plan_retention(list_s3(target), retention)
+def prune_s3(
+    target: S3Target, retention: Retention, dry_run: bool = False, skipped: list[str] | None = None
+) -> list[str]:
+    """Apply retention in the bucket; objects that are not backups of ours are never touched."""
+    _, dropped = plan_retention(list_s3(target, skipped), retention)
     if dropped and not dry_run:
         target.delete([b.manifest_file for b in dropped])
         target.delete([b.file for b in dropped])
@@ -596,6 +627,7 @@ class BackupResult:
     upload_error: str | None = None
     pruned_local: list[str] = field(default_factory=list)
     pruned_s3: list[str] = field(default_factory=list)
+    skipped_s3: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -608,6 +640,7 @@ class BackupResult:
             "upload_error": self.upload_error,
             "pruned_local": self.pruned_local,
             "pruned_s3": self.pruned_s3,
+            "skipped_s3": self.skipped_s3,
         }
 
 
@@ -799,7 +832,7 @@ def _create_backup_locked(
         result.pruned_local = prune_local(backup_dir, retention)
         if s3 is not None and result.uploaded:
             try:
-                result.pruned_s3 = prune_s3(s3, retention)
+                result.pruned_s3 = prune_s3(s3, retention, skipped=result.skipped_s3)
             except Exception as exc:
                 result.upload_error = f"retention in s3://{s3.bucket} failed: {exc}"
     return result
@@ -929,8 +962,9 @@ def fetch_and_unpack(
     key: str | bytes | None = None,
 ) -> dict[str, Any]:
     """Pick a backup (local directory or bucket), verify it and unpack it to ``dest_path``."""
+    skipped: list[str] = []
     if s3 is not None:
-        backup = find_backup(list_s3(s3), wanted)
+        backup = find_backup(list_s3(s3, skipped), wanted)
         directory = os.path.dirname(os.path.abspath(dest_path))
         fd, download = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
         os.close(fd)
@@ -947,6 +981,7 @@ def fetch_and_unpack(
         result = unpack_backup(os.path.join(backup_dir, backup.file), backup.manifest, dest_path, key)
         result["source"] = os.path.join(backup_dir, backup.file)
     result["manifest"] = backup.manifest
+    result["skipped"] = skipped
     return result
 
 
@@ -1129,6 +1164,10 @@ def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -
     verify = sub.add_parser("verify", help="fully verify a local backup (default: the latest)")
     verify.add_argument("name", nargs="?", default="latest")
     args = parser.parse_args(argv)
+    if not LOG.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("tengen-backup: %(message)s"))
+        LOG.addHandler(handler)
     try:
         config = _env_config(dict(os.environ if env is None else env))
     except (ValueError, BackupError) as exc:

@@ -154,6 +154,10 @@ backup:
       description: Backups deleted in the bucket by retention.
       type: list
       elements: str
+    skipped_s3:
+      description: Objects under the prefix that are not backup manifests of ours, left alone by retention.
+      type: list
+      elements: str
 """
 
 import os  # noqa: E402
@@ -233,6 +237,8 @@ def main() -> None:
             rpo_seconds=p["rpo_seconds"],
             textfile_path=p["textfile"],
         )
+    for name in result.skipped_s3:
+        module.warn(f"skipped {name} in the bucket: not a backup manifest of ours")
     if result.upload_error and p["fail_on_upload_error"]:
         module.fail_json(
             msg=f"the backup {result.path} was made and kept locally, but {result.upload_error}",

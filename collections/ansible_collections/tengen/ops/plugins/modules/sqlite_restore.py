@@ -113,8 +113,15 @@ from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup as
 
 def _pick(module: AnsibleModule, s3: sb.S3Target | None) -> sb.Backup:
     p = module.params
-    backups = sb.list_s3(s3) if s3 is not None else sb.list_local(p["backup_dir"])
+    skipped: list[str] = []
+    backups = sb.list_s3(s3, skipped) if s3 is not None else sb.list_local(p["backup_dir"])
+    _warn_skipped(module, skipped)
     return sb.find_backup(backups, p["backup"])
+
+
+def _warn_skipped(module: AnsibleModule, skipped: list[str]) -> None:
+    for name in skipped:
+        module.warn(f"skipped {name} in the bucket: not a backup manifest of ours")
 
 
 def main() -> None:
@@ -164,6 +171,7 @@ def main() -> None:
         result = sb.fetch_and_unpack(
             p["dest"], backup_dir=p["backup_dir"], s3=s3, wanted=p["backup"], key=p["encryption_key"]
         )
+        _warn_skipped(module, result["skipped"])
         backup_info = {"name": result["name"], "source": result["source"], "manifest": result["manifest"]}
         if p["action"] == "stage":
             module.exit_json(changed=True, backup=backup_info, tables=result["tables"], dest=p["dest"])
