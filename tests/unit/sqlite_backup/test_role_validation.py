@@ -34,7 +34,14 @@ CASES = [
         "sqlite_backup_db_path: /nonexistent/tengen.db does not",
     ),
     ({"sqlite_backup_compression": "zip"}, "sqlite_backup_compression"),
-    ({"sqlite_backup_encryption_key": "too-short"}, "sqlite_backup_encryption_key must be 32 random bytes"),
+    (
+        {"sqlite_backup_encryption_key": "too-short"},
+        "sqlite_backup_encryption_key: each key must be 32 random",
+    ),
+    (
+        {"sqlite_backup_encryption_keys": ["3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "too-short"]},
+        "sqlite_backup_encryption_keys: each key must be 32 random",
+    ),
 ]
 
 

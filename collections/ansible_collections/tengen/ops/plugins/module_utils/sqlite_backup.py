@@ -139,6 +139,47 @@ def load_key(key: str | bytes | None) -> bytes | None:
     return raw
 
 
+KeyInput = str | bytes | list[str] | tuple[str, ...] | None
+
+
+def load_keys(keys: KeyInput) -> list[bytes]:
+    """A keyring, newest first: one key, or a list of keys. The first encrypts new backups; every
+    one of them can decrypt, so backups made before a key rotation stay restorable."""
+    if keys is None or isinstance(keys, (str, bytes)):
+        one = load_key(keys)
+        return [one] if one is not None else []
+    ring: list[bytes] = []
+    for position, item in enumerate(keys):
+        try:
+            raw = load_key(item)
+        except BackupError as exc:
+            raise BackupError(f"encryption key #{position + 1} of the keyring: {exc}") from None
+        if raw is not None and raw not in ring:
+            ring.append(raw)
+    return ring
+
+
+def pick_key(keys: KeyInput, manifest: dict[str, Any]) -> bytes | None:
+    """The keyring's key that made ``manifest``'s backup (by key id), None for an unencrypted backup."""
+    encryption = manifest.get("encryption")
+    if not encryption:
+        return None
+    ring = load_keys(keys)
+    wanted = encryption.get("key_id")
+    if not ring:
+        raise VerificationError(
+            f"{manifest['name']} is encrypted (key id {wanted}): an encryption key is needed"
+        )
+    for raw in ring:
+        if key_id(raw) == wanted:
+            return raw
+    raise VerificationError(
+        f"{manifest['name']} was encrypted with the key of key id {wanted}, which is not in the keyring "
+        f"(key ids {', '.join(key_id(r) for r in ring)}): wrong encryption key. Keep that key in "
+        "sqlite_backup_encryption_keys, after the newest, for as long as its backups are kept"
+    )
+
+
 def key_id(key: bytes) -> str:
     """A fingerprint of the key, stored in the manifest, so that a wrong key is named as such."""
     return hashlib.sha256(b"tengen-backup-key-id" + key).hexdigest()[:16]
@@ -709,7 +750,7 @@ def create_backup(
     *,
     prefix: str | None = None,
     compression: str = "gzip",
-    key: str | bytes | None = None,
+    key: KeyInput = None,
     s3: S3Target | None = None,
     retention: Retention | None = None,
     now: dt.datetime | None = None,
@@ -724,7 +765,8 @@ def create_backup(
     """
     if compression not in COMPRESSIONS:
         raise BackupError(f"compression must be one of {', '.join(COMPRESSIONS)}")
-    raw_key = load_key(key)
+    ring = load_keys(key)  # the newest key encrypts
+    raw_key = ring[0] if ring else None
     check_offsite_encryption(s3, raw_key is not None, allow_plaintext_offsite)
     if not os.path.isfile(db_path):
         raise BackupError(f"database {db_path} does not exist")
@@ -863,7 +905,7 @@ def find_backup(backups: list[Backup], wanted: str = "latest") -> Backup:
 
 
 def unpack_backup(
-    data_path: str, manifest: dict[str, Any], dest_path: str, key: str | bytes | None = None
+    data_path: str, manifest: dict[str, Any], dest_path: str, key: KeyInput = None
 ) -> dict[str, Any]:
     """Verify a backup file and write the database it holds to ``dest_path``, atomically.
 
@@ -873,15 +915,8 @@ def unpack_backup(
     """
     if sha256_file(data_path) != manifest["sha256"]:
         raise VerificationError(f"{data_path}: sha256 does not match the manifest (corrupted or truncated)")
-    raw_key = load_key(key)
+    raw_key = pick_key(key, manifest)
     encryption = manifest.get("encryption")
-    if encryption and raw_key is None:
-        raise VerificationError(f"{manifest['name']} is encrypted: an encryption key is needed")
-    if encryption and key_id(raw_key) != encryption.get("key_id"):
-        raise VerificationError(
-            f"{manifest['name']}: wrong encryption key "
-            f"(key id {key_id(raw_key)}, the backup needs {encryption.get('key_id')})"
-        )
     directory = os.path.dirname(os.path.abspath(dest_path))
     plain_fd, plain_path = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
     db_fd, db_tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".db", dir=directory)
@@ -959,7 +994,7 @@ def fetch_and_unpack(
     backup_dir: str | None = None,
     s3: S3Target | None = None,
     wanted: str = "latest",
-    key: str | bytes | None = None,
+    key: KeyInput = None,
 ) -> dict[str, Any]:
     """Pick a backup (local directory or bucket), verify it and unpack it to ``dest_path``."""
     skipped: list[str] = []
@@ -1135,7 +1170,10 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
         "backup_dir": env.get("TENGEN_BACKUP_DIR", "/var/backups/tengen"),
         "prefix": env.get("TENGEN_BACKUP_NAME") or None,
         "compression": env.get("TENGEN_BACKUP_COMPRESSION", "gzip"),
-        "key": env.get("TENGEN_BACKUP_ENCRYPTION_KEY") or None,
+        # the keyring, newest first, space-separated; the single-key variable still works
+        "key": (env.get("TENGEN_BACKUP_ENCRYPTION_KEYS") or "").split()
+        or env.get("TENGEN_BACKUP_ENCRYPTION_KEY")
+        or None,
         "s3": s3,
         "retention": Retention(
             last=num("TENGEN_BACKUP_KEEP_LAST", 4),

@@ -176,6 +176,7 @@ def main() -> None:
             "name": {"type": "str"},
             "compression": {"type": "str", "choices": ["gzip", "lzma", "none"], "default": "gzip"},
             "encryption_key": {"type": "str", "no_log": True},
+            "encryption_keys": {"type": "list", "elements": "str", "no_log": True},
             "retention": {
                 "type": "dict",
                 "options": {p: {"type": "int", "default": d} for p, d in sb.Retention().__dict__.items()},
@@ -187,16 +188,16 @@ def main() -> None:
             "fail_on_upload_error": {"type": "bool", "default": True},
             "allow_plaintext_offsite": {"type": "bool", "default": False},
         },
+        mutually_exclusive=[("encryption_key", "encryption_keys")],
         supports_check_mode=True,
     )
     p = module.params
+    keys = p["encryption_keys"] if p["encryption_keys"] else p["encryption_key"]
     try:
         # Validate everything before writing anything.
         retention = sb.Retention(**p["retention"]) if p["retention"] else None
         s3 = sb.s3_from_dict(p["s3"])
-        sb.check_offsite_encryption(
-            s3, sb.load_key(p["encryption_key"]) is not None, p["allow_plaintext_offsite"]
-        )
+        sb.check_offsite_encryption(s3, len(sb.load_keys(keys)) > 0, p["allow_plaintext_offsite"])
         if not os.path.isfile(p["db_path"]):
             module.fail_json(msg=f"db_path: database {p['db_path']} does not exist")
         if module.check_mode:
@@ -214,7 +215,7 @@ def main() -> None:
             p["backup_dir"],
             prefix=p["name"],
             compression=p["compression"],
-            key=p["encryption_key"],
+            key=keys,
             s3=s3,
             retention=retention,
             allow_plaintext_offsite=p["allow_plaintext_offsite"],

@@ -133,6 +133,7 @@ def main() -> None:
             "backup_dir": {"type": "path"},
             "s3": {"type": "dict", "options": sb.S3_ARGUMENT_SPEC},
             "encryption_key": {"type": "str", "no_log": True},
+            "encryption_keys": {"type": "list", "elements": "str", "no_log": True},
             "dest": {"type": "path", "required": True},
             "db_path": {"type": "path"},
             "keep_suffix": {"type": "str", "default": ".pre-restore"},
@@ -142,9 +143,11 @@ def main() -> None:
             ("action", "swap", ["db_path"]),
             ("action", "drill", ["db_path"]),
         ],
+        mutually_exclusive=[("encryption_key", "encryption_keys")],
         supports_check_mode=True,
     )
     p = module.params
+    keys = p["encryption_keys"] if p["encryption_keys"] else p["encryption_key"]
     try:
         if p["action"] == "swap":
             kept = f"{p['db_path']}{p['keep_suffix']}"
@@ -169,7 +172,7 @@ def main() -> None:
             backup = _pick(module, s3)
             module.exit_json(changed=True, backup={"name": backup.name, "manifest": backup.manifest})
         result = sb.fetch_and_unpack(
-            p["dest"], backup_dir=p["backup_dir"], s3=s3, wanted=p["backup"], key=p["encryption_key"]
+            p["dest"], backup_dir=p["backup_dir"], s3=s3, wanted=p["backup"], key=keys
         )
         _warn_skipped(module, result["skipped"])
         backup_info = {"name": result["name"], "source": result["source"], "manifest": result["manifest"]}
