@@ -17,18 +17,6 @@ from sqlite_helpers import counts, file_digests, make_db
 from tests.conftest import free_port
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 6 MiB tmpfs: mounting needs root (the test machines run as root)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
-
-
 def grow(db: Path, megabytes: int) -> None:
     """Add incompressible rows, so that the copy and its compressed form are both about this size."""
     conn = sqlite3.connect(db)

@@ -615,8 +615,32 @@ def plan_retention(backups: list[Backup], retention: Retention) -> tuple[list[Ba
     return kept, dropped
 
 
-def prune_local(backup_dir: str, retention: Retention, dry_run: bool = False) -> list[str]:
-    _, dropped = plan_retention(list_local(backup_dir), retention)
+def cap_count(backups: list[Backup], max_count: int) -> tuple[list[Backup], list[Backup]]:
+    """Split backups into (keep, delete): the newest ``max_count``, and always the newest verified one
+    (so at most ``max_count + 1`` stay when the newest ones failed verification)."""
+    if max_count < 1:
+        raise BackupError(f"the local maximum must be at least 1, got {max_count!r}")
+    ordered = sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
+    keep = {b.name for b in ordered[:max_count]}
+    newest_verified = next((b for b in ordered if b.verified), None)
+    if newest_verified is not None:
+        keep.add(newest_verified.name)
+    return [b for b in reversed(ordered) if b.name in keep], [
+        b for b in reversed(ordered) if b.name not in keep
+    ]
+
+
+def prune_local(
+    backup_dir: str, retention: Retention | None, dry_run: bool = False, max_count: int | None = None
+) -> list[str]:
+    """Apply retention (generations) and then the disk's cap on the count of local backups."""
+    kept = list_local(backup_dir)
+    dropped: list[Backup] = []
+    if retention is not None:
+        kept, dropped = plan_retention(kept, retention)
+    if max_count:
+        kept, over = cap_count(kept, max_count)
+        dropped += over
     if not dry_run:
         for backup in dropped:
             # The manifest goes first: a data file without one is never taken for a backup.
@@ -756,12 +780,15 @@ def create_backup(
     now: dt.datetime | None = None,
     pages: int = 1024,
     allow_plaintext_offsite: bool = False,
+    max_local: int | None = None,
+    min_free_mb: int = 0,
 ) -> BackupResult:
     """Make one verified backup of ``db_path`` in ``backup_dir``, upload it, apply retention.
 
-    Raises BackupError when the backup itself fails (nothing complete is left behind). An upload
-    failure does not raise: the local backup is kept, nothing is pruned, and ``upload_error`` says
-    what went wrong.
+    Raises BackupError when the backup itself fails (nothing complete is left behind), also when
+    the backup could leave less than ``min_free_mb`` free. An upload failure does not raise: the
+    local backup is kept, local retention and the ``max_local`` cap still apply (the newest verified
+    backup always stays), nothing is pruned in the bucket, and ``upload_error`` says what went wrong.
     """
     if compression not in COMPRESSIONS:
         raise BackupError(f"compression must be one of {', '.join(COMPRESSIONS)}")
@@ -773,10 +800,32 @@ def create_backup(
     prefix = prefix or os.path.splitext(os.path.basename(db_path))[0]
     if not NAME_RE.match(prefix):
         raise BackupError(f"backup name prefix {prefix!r} may hold only letters, digits, '.', '_' and '-'")
+    if max_local is not None and max_local < 1:
+        raise BackupError(f"max_local must be at least 1, got {max_local!r}")
     os.makedirs(backup_dir, mode=0o700, exist_ok=True)
     with _dir_lock(backup_dir):
+        # the copy and the compressed file each take at most the database's size (with its WAL)
+        db_bytes = sum(os.path.getsize(p) for p in (db_path, db_path + "-wal") if os.path.isfile(p))
+        check_free_space(backup_dir, 2 * db_bytes, min_free_mb, f"a backup of {db_path}")
         return _create_backup_locked(
-            db_path, backup_dir, prefix, compression, raw_key, s3, retention, now, pages
+            db_path, backup_dir, prefix, compression, raw_key, s3, retention, now, pages, max_local
+        )
+
+
+def check_free_space(directory: str, needed_bytes: int, min_free_mb: int, what: str) -> None:
+    """Refuse, before writing, work that would leave less than ``min_free_mb`` MiB free: a full disk
+    would stop the database (the backend's own writes) too, not just the backup. 0: no check (a disk
+    that fills anyway still leaves no half-written file, as every write is atomic)."""
+    if min_free_mb <= 0:
+        return
+    free = shutil.disk_usage(directory).free
+    reserve = max(min_free_mb, 0) * 1024 * 1024
+    if free - needed_bytes < reserve:
+        mib = 1024 * 1024
+        raise BackupError(
+            f"not enough free space in {directory}: {free // mib} MiB free, {what} needs up to "
+            f"{-(-needed_bytes // mib)} MiB and {min_free_mb} MiB must stay free "
+            "(sqlite_backup_min_free_mb); nothing was written"
         )
 
 
@@ -803,6 +852,7 @@ def _create_backup_locked(
     retention: Retention | None,
     now: dt.datetime | None,
     pages: int,
+    max_local: int | None = None,
 ) -> BackupResult:
     clean_stale_temp(backup_dir)
     started = time.monotonic()
@@ -869,9 +919,12 @@ def _create_backup_locked(
             result.uploaded = True
         except Exception as exc:  # botocore raises many kinds; all mean the same here
             result.upload_error = f"upload to {s3.uri(filename)} failed: {exc}"
-    # While the offsite copy fails, nothing is pruned: the local copies may be the only ones.
+    # Local retention runs whether or not the upload worked: while the bucket fails, the local disk
+    # keeps the same generations it keeps otherwise (what retention would drop from the bucket anyway),
+    # and the cap bounds the count, so an outage of the bucket never fills the disk.
+    if retention is not None or max_local:
+        result.pruned_local = prune_local(backup_dir, retention, max_count=max_local)
     if retention is not None and not result.upload_error:
-        result.pruned_local = prune_local(backup_dir, retention)
         if s3 is not None and result.uploaded:
             try:
                 result.pruned_s3 = prune_s3(s3, retention, skipped=result.skipped_s3)
@@ -995,12 +1048,17 @@ def fetch_and_unpack(
     s3: S3Target | None = None,
     wanted: str = "latest",
     key: KeyInput = None,
+    min_free_mb: int = 0,
 ) -> dict[str, Any]:
-    """Pick a backup (local directory or bucket), verify it and unpack it to ``dest_path``."""
+    """Pick a backup (local directory or bucket), verify it and unpack it to ``dest_path``.
+
+    Refuses before writing when the unpacking could leave less than ``min_free_mb`` free beside
+    ``dest_path`` (the download, the decrypted stream and the database are there at once)."""
     skipped: list[str] = []
+    directory = os.path.dirname(os.path.abspath(dest_path))
     if s3 is not None:
         backup = find_backup(list_s3(s3, skipped), wanted)
-        directory = os.path.dirname(os.path.abspath(dest_path))
+        _check_restore_space(directory, backup.manifest, True, min_free_mb)
         fd, download = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
         os.close(fd)
         try:
@@ -1013,11 +1071,18 @@ def fetch_and_unpack(
         if not backup_dir:
             raise BackupError("either backup_dir or s3 is needed")
         backup = find_backup(list_local(backup_dir), wanted)
+        _check_restore_space(directory, backup.manifest, False, min_free_mb)
         result = unpack_backup(os.path.join(backup_dir, backup.file), backup.manifest, dest_path, key)
         result["source"] = os.path.join(backup_dir, backup.file)
     result["manifest"] = backup.manifest
     result["skipped"] = skipped
     return result
+
+
+def _check_restore_space(directory: str, manifest: dict[str, Any], download: bool, min_free_mb: int) -> None:
+    file_size = int(manifest.get("file_size") or 0)
+    needed = file_size * (2 if download else 1) + int(manifest.get("db_size") or 0)
+    check_free_space(directory, needed, min_free_mb, f"restoring {manifest['name']}")
 
 
 def swap_database(staged_path: str, db_path: str, keep_suffix: str) -> dict[str, Any]:
@@ -1185,6 +1250,8 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
         "status_file": env.get("TENGEN_BACKUP_STATUS_FILE", "/var/lib/tengen-backup/status.json"),
         "textfile": env.get("TENGEN_BACKUP_TEXTFILE") or None,
         "rpo_seconds": num("TENGEN_BACKUP_RPO_SECONDS", 3600),
+        "max_local": num("TENGEN_BACKUP_KEEP_LOCAL_MAX", 0) or None,
+        "min_free_mb": num("TENGEN_BACKUP_MIN_FREE_MB", 0),
         "allow_plaintext_offsite": env.get("TENGEN_BACKUP_ALLOW_PLAINTEXT_OFFSITE", "").lower()
         in ("1", "true", "yes"),
     }
@@ -1223,6 +1290,8 @@ def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -
                 s3=config["s3"],
                 retention=config["retention"],
                 allow_plaintext_offsite=config["allow_plaintext_offsite"],
+                max_local=config["max_local"],
+                min_free_mb=config["min_free_mb"],
             )
         except BackupError as exc:
             write_status(

@@ -16,7 +16,8 @@ description:
   - Optionally uploads the backup to an S3-compatible bucket. When the upload fails, the local backup is kept
     and the task fails (unless O(fail_on_upload_error=false)) saying so.
   - Optionally prunes old backups by generations (hourly, daily, weekly, monthly), locally and in the bucket,
-    never deleting the newest verified backup.
+    never deleting the newest verified backup. Local pruning (and the O(max_local) cap) also runs while
+    uploads fail; the bucket is pruned only after a successful upload.
   - The same code runs as C(tengen-backup backup) from the VM's systemd timer (role C(sqlite_backup)).
 author: tengen maintainers
 extends_documentation_fragment:
@@ -78,6 +79,19 @@ options:
   rpo_seconds:
     description: Allowed age of the newest backup, recorded in the status for alerting.
     type: int
+  max_local:
+    description:
+      - The most local backups to keep, applied after O(retention), whether or not the upload worked, so that
+        a bucket that keeps failing never fills the disk. The newest verified backup always stays.
+      - Unset for no cap.
+    type: int
+  min_free_mb:
+    description:
+      - MiB that must stay free in O(backup_dir) after the backup; the module refuses before writing when
+        the database (twice: the copy and its compressed form) would not fit with this reserve.
+      - V(0) for no check.
+    type: int
+    default: 0
   allow_plaintext_offsite:
     description:
       - With O(s3) and no O(encryption_key) the module refuses to run, before writing anything, so that a
@@ -187,6 +201,8 @@ def main() -> None:
             "rpo_seconds": {"type": "int"},
             "fail_on_upload_error": {"type": "bool", "default": True},
             "allow_plaintext_offsite": {"type": "bool", "default": False},
+            "max_local": {"type": "int"},
+            "min_free_mb": {"type": "int", "default": 0},
         },
         mutually_exclusive=[("encryption_key", "encryption_keys")],
         supports_check_mode=True,
@@ -219,6 +235,8 @@ def main() -> None:
             s3=s3,
             retention=retention,
             allow_plaintext_offsite=p["allow_plaintext_offsite"],
+            max_local=p["max_local"],
+            min_free_mb=p["min_free_mb"],
         )
     except (sb.BackupError, sqlite3.Error, OSError) as exc:
         if p["status_file"]:

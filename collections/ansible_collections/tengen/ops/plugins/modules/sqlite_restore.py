@@ -50,6 +50,13 @@ options:
   db_path:
     description: The live database (O(action=swap) replaces it, O(action=drill) reads it).
     type: path
+  min_free_mb:
+    description:
+      - MiB that must stay free beside O(dest) after O(action=stage) or O(action=drill); refused before
+        writing when the download, the decrypted stream and the database would not fit with this reserve.
+      - V(0) for no check.
+    type: int
+    default: 0
   keep_suffix:
     description: Suffix of the kept, replaced database (O(action=swap)); must not name an existing file.
     type: str
@@ -137,6 +144,7 @@ def main() -> None:
             "dest": {"type": "path", "required": True},
             "db_path": {"type": "path"},
             "keep_suffix": {"type": "str", "default": ".pre-restore"},
+            "min_free_mb": {"type": "int", "default": 0},
         },
         required_if=[
             ("source", "s3", ["s3"]),
@@ -172,7 +180,12 @@ def main() -> None:
             backup = _pick(module, s3)
             module.exit_json(changed=True, backup={"name": backup.name, "manifest": backup.manifest})
         result = sb.fetch_and_unpack(
-            p["dest"], backup_dir=p["backup_dir"], s3=s3, wanted=p["backup"], key=keys
+            p["dest"],
+            backup_dir=p["backup_dir"],
+            s3=s3,
+            wanted=p["backup"],
+            key=keys,
+            min_free_mb=p["min_free_mb"],
         )
         _warn_skipped(module, result["skipped"])
         backup_info = {"name": result["name"], "source": result["source"], "manifest": result["manifest"]}
