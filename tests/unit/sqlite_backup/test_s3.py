@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import socket
 
 import boto3
 import pytest
@@ -121,3 +123,67 @@ def test_a_stray_json_object_under_the_prefix_is_skipped_by_restore_drill_and_re
     assert counts(tmp_path / "r.db") == counts(live_db)
     # the stray object is left where it was
     assert client.get_object(Bucket=name, Key="prod/db/zz-inventory.json")["Body"].read() == stray
+
+
+def test_an_encrypted_backup_shows_offsite_only_what_retention_and_restore_selection_need(
+    sb, live_db, tmp_path, aws_env, bucket, key
+):
+    client, name = bucket
+    s3 = target(sb, aws_env, name)
+    retention = sb.Retention(last=1, hourly=1, daily=1, weekly=1, monthly=1)
+    first = sb.create_backup(str(live_db), str(tmp_path / "b"), key=key, s3=s3)
+    assert first.manifest["host"] and first.manifest["tables"]  # the local manifest keeps everything
+    public = json.loads(
+        client.get_object(Bucket=name, Key=f"prod/db/{first.manifest['name']}.json")["Body"].read()
+    )
+    assert set(public) == {
+        "format",
+        "name",
+        "created",
+        "file",
+        "file_size",
+        "sha256",
+        "db_size",
+        "integrity_check",
+        "encryption",
+        "sealed",
+    }
+    assert public["encryption"]["key_id"] == first.manifest["encryption"]["key_id"]
+    # nothing in the bucket names the host, the database's path or its tables in clear
+    for obj in client.list_objects_v2(Bucket=name)["Contents"]:
+        raw = client.get_object(Bucket=name, Key=obj["Key"])["Body"].read()
+        for secret in (
+            socket.getfqdn(),
+            str(live_db),
+            "moves",
+            "schema_migrations",
+            first.manifest["db_sha256"],
+        ):
+            assert secret.encode() not in raw, f"{secret!r} in clear in {obj['Key']}"
+    # restore from the bucket alone gives the whole manifest back, and the row counts checked against it
+    for p in (tmp_path / "b").iterdir():
+        p.unlink()
+    restored = sb.fetch_and_unpack(str(tmp_path / "r.db"), s3=s3, key=key)
+    assert restored["manifest"]["tables"] == first.manifest["tables"] == counts(tmp_path / "r.db")
+    # retention in the bucket takes the sidecar with its backup: nothing orphaned
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    second = sb.create_backup(
+        str(live_db), str(tmp_path / "b"), key=key, s3=s3, retention=retention, now=later
+    )
+    assert second.pruned_s3 == [first.manifest["name"]]
+    keys = sorted(o["Key"].rsplit("/", 1)[1] for o in client.list_objects_v2(Bucket=name)["Contents"])
+    n = second.manifest["name"]
+    assert keys == sorted([second.manifest["file"], f"{n}.json", f"{n}.meta.enc"])
+
+
+def test_a_tampered_sealed_manifest_is_refused(sb, live_db, tmp_path, aws_env, bucket, key):
+    client, name = bucket
+    s3 = target(sb, aws_env, name)
+    made = sb.create_backup(str(live_db), str(tmp_path / "b"), key=key, s3=s3)
+    sidecar_key = f"prod/db/{made.manifest['name']}.meta.enc"
+    blob = bytearray(client.get_object(Bucket=name, Key=sidecar_key)["Body"].read())
+    blob[len(blob) // 2] ^= 0xFF
+    client.put_object(Bucket=name, Key=sidecar_key, Body=bytes(blob))
+    with pytest.raises(sb.VerificationError, match="sha256 does not match"):
+        sb.fetch_and_unpack(str(tmp_path / "r.db"), s3=s3, key=key)
+    assert not (tmp_path / "r.db").exists()

@@ -46,6 +46,20 @@ TMP_PREFIX = ".tmp-"
 MIGRATION_TABLES = ("schema_migrations", "migrations", "alembic_version")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 LOG = logging.getLogger("tengen_backup")
+SEALED_SUFFIX = ".meta.enc"  # the encrypted full manifest beside an offsite backup
+# What the offsite manifest of an encrypted backup shows in clear: what retention and the choice of
+# a backup need (name, time, format, sizes, the encrypted file's checksum, verified, key id).
+PUBLIC_MANIFEST_KEYS = (
+    "format",
+    "name",
+    "created",
+    "file",
+    "file_size",
+    "sha256",
+    "db_size",
+    "integrity_check",
+    "encryption",
+)
 
 
 class BackupError(Exception):
@@ -209,6 +223,25 @@ def _aes_gcm(key: bytes, nonce: bytes, tag: bytes | None = None) -> Any:
         ) from exc
     cipher = Cipher(algorithms.AES(key), modes.GCM(nonce, tag))
     return cipher.decryptor() if tag is not None else cipher.encryptor()
+
+
+def seal_bytes(key: bytes, data: bytes) -> bytes:
+    """Encrypt a small blob (a manifest) in the backup file's format: magic, nonce, ciphertext, tag."""
+    nonce = os.urandom(NONCE_LEN)
+    encryptor = _aes_gcm(key, nonce)
+    body = encryptor.update(data) + encryptor.finalize()
+    return ENC_MAGIC + nonce + body + encryptor.tag
+
+
+def open_sealed(key: bytes, blob: bytes, origin: str) -> bytes:
+    head = len(ENC_MAGIC) + NONCE_LEN
+    if len(blob) < head + TAG_LEN or not blob.startswith(ENC_MAGIC):
+        raise VerificationError(f"{origin}: not an encrypted file of ours")
+    decryptor = _aes_gcm(key, blob[len(ENC_MAGIC) : head], blob[-TAG_LEN:])
+    try:
+        return decryptor.update(blob[head:-TAG_LEN]) + decryptor.finalize()
+    except Exception as exc:  # cryptography's InvalidTag
+        raise VerificationError(f"{origin}: decryption failed (wrong key or tampered file)") from exc
 
 
 # --------------------------------------------------------------------------- database inspection
@@ -485,6 +518,11 @@ class Backup:
         return f"{self.name}.json"
 
     @property
+    def sealed_file(self) -> str | None:
+        sealed = self.manifest.get("sealed")
+        return sealed["file"] if sealed else None
+
+    @property
     def verified(self) -> bool:
         return self.manifest.get("integrity_check") == "ok" and self.size_ok
 
@@ -497,12 +535,22 @@ def _parse_manifest(raw: bytes, origin: str) -> dict[str, Any]:
         raise VerificationError(f"manifest {origin} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict):
         raise VerificationError(f"manifest {origin} is not a JSON object")
-    for key in ("name", "created", "file", "sha256", "db_sha256", "compression"):
+    # An offsite manifest of an encrypted backup is sealed: the details are in its encrypted sidecar.
+    sealed = manifest.get("sealed")
+    required = ("name", "created", "file", "sha256") + (() if sealed else ("db_sha256", "compression"))
+    for key in required:
         if not isinstance(manifest.get(key), str):
             raise VerificationError(f"manifest {origin} lacks {key!r}")
     name, filename = manifest["name"], manifest["file"]
     if not NAME_RE.match(name) or not NAME_RE.match(filename) or not filename.startswith(f"{name}.db"):
         raise VerificationError(f"manifest {origin} names no backup file of ours")
+    if sealed is not None and (
+        not isinstance(sealed, dict)
+        or sealed.get("file") != f"{name}{SEALED_SUFFIX}"
+        or not isinstance(sealed.get("sha256"), str)
+        or not isinstance(manifest.get("encryption"), dict)
+    ):
+        raise VerificationError(f"manifest {origin}: a sealed manifest without its sidecar or key id")
     try:
         parse_iso(manifest["created"])
     except ValueError as exc:
@@ -549,8 +597,9 @@ def list_s3(target: S3Target, skipped: list[str] | None = None) -> list[Backup]:
         if manifest["name"] + ".json" != name:
             _skip(skipped, name, f"{target.uri(name)} describes {manifest['name']}, not itself")
             continue
-        if manifest["file"] in names:
-            found.append(Backup(manifest))
+        backup = Backup(manifest)
+        if backup.file in names and (backup.sealed_file is None or backup.sealed_file in names):
+            found.append(backup)
     found.sort(key=lambda b: (b.created, b.name))
     return found
 
@@ -661,7 +710,7 @@ def prune_s3(
     _, dropped = plan_retention(list_s3(target, skipped), retention)
     if dropped and not dry_run:
         target.delete([b.manifest_file for b in dropped])
-        target.delete([b.file for b in dropped])
+        target.delete([b.file for b in dropped] + [b.sealed_file for b in dropped if b.sealed_file])
     return [b.name for b in dropped]
 
 
@@ -915,7 +964,12 @@ def _create_backup_locked(
         result.s3_uri = s3.uri(filename)
         try:
             s3.upload(path, filename)
-            s3.upload(manifest_path, f"{name}.json")  # last: its presence marks the upload complete
+            if raw_key is not None:
+                public, sidecar = seal_manifest(manifest, raw_key)
+                s3.put_bytes(sidecar, f"{name}{SEALED_SUFFIX}")
+                s3.put_bytes(public, f"{name}.json")  # last: its presence marks the upload complete
+            else:
+                s3.upload(manifest_path, f"{name}.json")  # last: its presence marks the upload complete
             result.uploaded = True
         except Exception as exc:  # botocore raises many kinds; all mean the same here
             result.upload_error = f"upload to {s3.uri(filename)} failed: {exc}"
@@ -931,6 +985,29 @@ def _create_backup_locked(
             except Exception as exc:
                 result.upload_error = f"retention in s3://{s3.bucket} failed: {exc}"
     return result
+
+
+def seal_manifest(manifest: dict[str, Any], key: bytes) -> tuple[bytes, bytes]:
+    """The offsite form of an encrypted backup's manifest: a minimal manifest in clear, and the whole
+    manifest (host, source path, tables and row counts, schema version...) in an encrypted sidecar."""
+    sidecar = seal_bytes(key, json.dumps(manifest, sort_keys=True).encode())
+    public = {k: manifest[k] for k in PUBLIC_MANIFEST_KEYS if k in manifest}
+    public["sealed"] = {
+        "file": f"{manifest['name']}{SEALED_SUFFIX}",
+        "sha256": hashlib.sha256(sidecar).hexdigest(),
+    }
+    return json.dumps(public, indent=2, sort_keys=True).encode() + b"\n", sidecar
+
+
+def unseal_manifest(public: dict[str, Any], sidecar: bytes, keys: KeyInput, origin: str) -> dict[str, Any]:
+    """The whole manifest from the sidecar, checked against the clear one it must agree with."""
+    if hashlib.sha256(sidecar).hexdigest() != public["sealed"]["sha256"]:
+        raise VerificationError(f"{origin}: sha256 does not match the manifest (corrupted or replaced)")
+    full = _parse_manifest(open_sealed(pick_key(keys, public), sidecar, origin), origin)
+    for k in PUBLIC_MANIFEST_KEYS:
+        if k in public and full.get(k) != public[k]:
+            raise VerificationError(f"{origin}: the sealed manifest disagrees with the clear one on {k!r}")
+    return full
 
 
 def _unlink_quiet(path: str) -> None:
@@ -1061,9 +1138,13 @@ def fetch_and_unpack(
         _check_restore_space(directory, backup.manifest, True, min_free_mb)
         fd, download = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
         os.close(fd)
+        manifest = backup.manifest
         try:
+            if backup.sealed_file:
+                sealed = backup.sealed_file
+                manifest = unseal_manifest(manifest, s3.get_bytes(sealed), key, s3.uri(sealed))
             s3.download(backup.file, download)
-            result = unpack_backup(download, backup.manifest, dest_path, key)
+            result = unpack_backup(download, manifest, dest_path, key)
         finally:
             _unlink_quiet(download)
         result["source"] = s3.uri(backup.file)
@@ -1072,9 +1153,10 @@ def fetch_and_unpack(
             raise BackupError("either backup_dir or s3 is needed")
         backup = find_backup(list_local(backup_dir), wanted)
         _check_restore_space(directory, backup.manifest, False, min_free_mb)
-        result = unpack_backup(os.path.join(backup_dir, backup.file), backup.manifest, dest_path, key)
+        manifest = backup.manifest
+        result = unpack_backup(os.path.join(backup_dir, backup.file), manifest, dest_path, key)
         result["source"] = os.path.join(backup_dir, backup.file)
-    result["manifest"] = backup.manifest
+    result["manifest"] = manifest
     result["skipped"] = skipped
     return result
 

@@ -13,7 +13,9 @@ description:
     encrypts it (AES-256-GCM), and writes it with a sha256 manifest (sizes, page count, schema version,
     table row counts, time, host). Every file is written atomically, so a crash or a full disk never leaves
     a partial backup looking whole.
-  - Optionally uploads the backup to an S3-compatible bucket. When the upload fails, the local backup is kept
+  - Optionally uploads the backup to an S3-compatible bucket. When it is encrypted, the bucket gets a minimal
+    manifest (name, time, format, sizes, checksum, key id) and the whole one in an encrypted C(NAME.meta.enc).
+  - When the upload fails, the local backup is kept
     and the task fails (unless O(fail_on_upload_error=false)) saying so.
   - Optionally prunes old backups by generations (hourly, daily, weekly, monthly), locally and in the bucket,
     never deleting the newest verified backup. Local pruning (and the O(max_local) cap) also runs while
