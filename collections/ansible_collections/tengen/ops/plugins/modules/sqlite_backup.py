@@ -90,7 +90,7 @@ options:
   min_free_mb:
     description:
       - MiB that must stay free in O(backup_dir) after the backup; the module refuses before writing when
-        the database (twice: the copy and its compressed form) would not fit with this reserve.
+        the database, twice (the copy and its compressed form), would not fit with this reserve.
       - V(0) for no check.
     type: int
     default: 0
