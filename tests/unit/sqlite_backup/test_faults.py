@@ -17,18 +17,6 @@ from sqlite_helpers import counts, file_digests, make_db
 from tests.conftest import free_port
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 6 MiB tmpfs: mounting needs root (the test machines run as root)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
-
-
 def grow(db: Path, megabytes: int) -> None:
     """Add incompressible rows, so that the copy and its compressed form are both about this size."""
     conn = sqlite3.connect(db)
@@ -123,7 +111,7 @@ def test_malformed_keys_are_refused_before_any_change(sb, live_db, tmp_path, bad
     assert not (tmp_path / "b").exists()
 
 
-def test_an_unreachable_bucket_keeps_the_local_backup_and_reports_the_failure(sb, live_db, tmp_path):
+def test_an_unreachable_bucket_keeps_the_local_backup_and_reports_the_failure(sb, live_db, tmp_path, key):
     backups = tmp_path / "b"
     earlier = sb.create_backup(str(live_db), str(backups))
     before = file_digests(backups)
@@ -136,7 +124,7 @@ def test_an_unreachable_bucket_keeps_the_local_backup_and_reports_the_failure(sb
         secret_key="y",
         connect_timeout=1,
     )
-    result = sb.create_backup(str(live_db), str(backups), s3=target, retention=sb.Retention())
+    result = sb.create_backup(str(live_db), str(backups), key=key, s3=target, retention=sb.Retention())
     assert not result.uploaded
     assert "upload to s3://tengen/" in result.upload_error and "failed" in result.upload_error
     assert Path(result.path).is_file() and result.manifest["integrity_check"] == "ok"
@@ -149,7 +137,9 @@ def test_an_unreachable_bucket_keeps_the_local_backup_and_reports_the_failure(sb
     assert sb.sha256_file(str(live_db)) == live_before
 
 
-def test_the_timer_command_reports_an_unreachable_bucket_in_its_exit_code_and_status(sb, live_db, tmp_path):
+def test_the_timer_command_reports_an_unreachable_bucket_in_its_exit_code_and_status(
+    sb, live_db, tmp_path, key
+):
     status = tmp_path / "state" / "status.json"
     env = {
         "TENGEN_BACKUP_DB": str(live_db),
@@ -157,6 +147,7 @@ def test_the_timer_command_reports_an_unreachable_bucket_in_its_exit_code_and_st
         "TENGEN_BACKUP_STATUS_FILE": str(status),
         "TENGEN_BACKUP_TEXTFILE": str(tmp_path / "state" / "backup.prom"),
         "TENGEN_BACKUP_S3_BUCKET": "tengen",
+        "TENGEN_BACKUP_ENCRYPTION_KEY": key,
         "TENGEN_BACKUP_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
         "TENGEN_BACKUP_S3_REGION": "eu-west-1",
         "AWS_ACCESS_KEY_ID": "x",

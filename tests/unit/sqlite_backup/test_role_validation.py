@@ -22,15 +22,32 @@ CASES = [
         "sqlite_backup_s3_bucket is set, so sqlite_backup_s3_access_key",
     ),
     (
+        {
+            "sqlite_backup_s3_bucket": "tengen-backups",
+            "sqlite_backup_s3_access_key": "AKIA",
+            "sqlite_backup_s3_secret_key": "secret",
+        },
+        "sqlite_backup_s3_bucket is set but no encryption key is",
+    ),
+    (
         {"sqlite_backup_db_path": "/nonexistent/tengen.db"},
         "sqlite_backup_db_path: /nonexistent/tengen.db does not",
     ),
     ({"sqlite_backup_compression": "zip"}, "sqlite_backup_compression"),
-    ({"sqlite_backup_encryption_key": "too-short"}, "sqlite_backup_encryption_key must be 32 random bytes"),
+    (
+        {"sqlite_backup_encryption_key": "too-short"},
+        "sqlite_backup_encryption_key: each key must be 32 random",
+    ),
+    (
+        {"sqlite_backup_encryption_keys": ["3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "too-short"]},
+        "sqlite_backup_encryption_keys: each key must be 32 random",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("bad", "message"), CASES, ids=[next(iter(c[0])) for c in CASES])
+@pytest.mark.parametrize(
+    ("bad", "message"), CASES, ids=[f"{i}-{next(iter(c[0]))}" for i, c in enumerate(CASES)]
+)
 def test_bad_input_fails_before_any_change(live_db, tmp_path, bad, message):
     variables = {
         "sqlite_backup_db_path": str(live_db),

@@ -16,7 +16,16 @@ options:
       - Base64 (C(openssl rand -base64 32)) or 64 hex digits.
       - Keep it in ansible-vault. A backup records the key's fingerprint, so a wrong key is named as such.
       - Needs the Python package C(cryptography) on the target (Debian C(python3-cryptography)).
+      - The same as O(encryption_keys) with one key; the two are mutually exclusive.
     type: str
+  encryption_keys:
+    description:
+      - A keyring for key rotation, newest first. The first key encrypts new backups; a backup is
+        decrypted with the key whose fingerprint (key id) its manifest records, so backups made under an
+        older key stay restorable while that key stays in the list.
+      - Each key as in O(encryption_key).
+    type: list
+    elements: str
   s3:
     description:
       - Offsite copies in an S3-compatible bucket.
@@ -57,5 +66,5 @@ options:
 requirements:
   - python >= 3.11 on the target
   - boto3 (only with O(s3))
-  - cryptography (only with O(encryption_key))
+  - cryptography (only with O(encryption_key) or O(encryption_keys))
 """

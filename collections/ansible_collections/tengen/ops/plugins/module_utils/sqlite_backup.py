@@ -19,6 +19,7 @@ import functools
 import gzip
 import hashlib
 import json
+import logging
 import lzma
 import os
 import re
@@ -44,6 +45,21 @@ SSE_CHOICES = ("AES256", "aws:kms")
 TMP_PREFIX = ".tmp-"
 MIGRATION_TABLES = ("schema_migrations", "migrations", "alembic_version")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+LOG = logging.getLogger("tengen_backup")
+SEALED_SUFFIX = ".meta.enc"  # the encrypted full manifest beside an offsite backup
+# What the offsite manifest of an encrypted backup shows in clear: what retention and the choice of
+# a backup need (name, time, format, sizes, the encrypted file's checksum, verified, key id).
+PUBLIC_MANIFEST_KEYS = (
+    "format",
+    "name",
+    "created",
+    "file",
+    "file_size",
+    "sha256",
+    "db_size",
+    "integrity_check",
+    "encryption",
+)
 
 
 class BackupError(Exception):
@@ -137,9 +153,65 @@ def load_key(key: str | bytes | None) -> bytes | None:
     return raw
 
 
+KeyInput = str | bytes | list[str] | tuple[str, ...] | None
+
+
+def load_keys(keys: KeyInput) -> list[bytes]:
+    """A keyring, newest first: one key, or a list of keys. The first encrypts new backups; every
+    one of them can decrypt, so backups made before a key rotation stay restorable."""
+    if keys is None or isinstance(keys, (str, bytes)):
+        one = load_key(keys)
+        return [one] if one is not None else []
+    ring: list[bytes] = []
+    for position, item in enumerate(keys):
+        try:
+            raw = load_key(item)
+        except BackupError as exc:
+            raise BackupError(f"encryption key #{position + 1} of the keyring: {exc}") from None
+        if raw is not None and raw not in ring:
+            ring.append(raw)
+    return ring
+
+
+def pick_key(keys: KeyInput, manifest: dict[str, Any]) -> bytes | None:
+    """The keyring's key that made ``manifest``'s backup (by key id), None for an unencrypted backup."""
+    encryption = manifest.get("encryption")
+    if not encryption:
+        return None
+    ring = load_keys(keys)
+    wanted = encryption.get("key_id")
+    if not ring:
+        raise VerificationError(
+            f"{manifest['name']} is encrypted (key id {wanted}): an encryption key is needed"
+        )
+    for raw in ring:
+        if key_id(raw) == wanted:
+            return raw
+    raise VerificationError(
+        f"{manifest['name']} was encrypted with the key of key id {wanted}, which is not in the keyring "
+        f"(key ids {', '.join(key_id(r) for r in ring)}): wrong encryption key. Keep that key in "
+        "sqlite_backup_encryption_keys, after the newest, for as long as its backups are kept"
+    )
+
+
 def key_id(key: bytes) -> str:
     """A fingerprint of the key, stored in the manifest, so that a wrong key is named as such."""
     return hashlib.sha256(b"tengen-backup-key-id" + key).hexdigest()[:16]
+
+
+PLAINTEXT_OFFSITE_REFUSED = (
+    "a bucket is set but no encryption key: the offsite copies would hold the database in plaintext. "
+    "Set an encryption key (sqlite_backup_encryption_keys), or opt out explicitly with "
+    "sqlite_backup_allow_plaintext_offsite: true (module option allow_plaintext_offsite, "
+    "TENGEN_BACKUP_ALLOW_PLAINTEXT_OFFSITE=true)"
+)
+
+
+def check_offsite_encryption(s3: Any, encrypted: bool, allow_plaintext_offsite: bool) -> None:
+    """Refuse, before anything is written, to send an unencrypted database to a bucket unless the
+    operator opted out in writing: a missing vault key must never silently mean plaintext offsite."""
+    if s3 is not None and not encrypted and not allow_plaintext_offsite:
+        raise BackupError(PLAINTEXT_OFFSITE_REFUSED)
 
 
 def _aes_gcm(key: bytes, nonce: bytes, tag: bytes | None = None) -> Any:
@@ -151,6 +223,25 @@ def _aes_gcm(key: bytes, nonce: bytes, tag: bytes | None = None) -> Any:
         ) from exc
     cipher = Cipher(algorithms.AES(key), modes.GCM(nonce, tag))
     return cipher.decryptor() if tag is not None else cipher.encryptor()
+
+
+def seal_bytes(key: bytes, data: bytes) -> bytes:
+    """Encrypt a small blob (a manifest) in the backup file's format: magic, nonce, ciphertext, tag."""
+    nonce = os.urandom(NONCE_LEN)
+    encryptor = _aes_gcm(key, nonce)
+    body = encryptor.update(data) + encryptor.finalize()
+    return ENC_MAGIC + nonce + body + encryptor.tag
+
+
+def open_sealed(key: bytes, blob: bytes, origin: str) -> bytes:
+    head = len(ENC_MAGIC) + NONCE_LEN
+    if len(blob) < head + TAG_LEN or not blob.startswith(ENC_MAGIC):
+        raise VerificationError(f"{origin}: not an encrypted file of ours")
+    decryptor = _aes_gcm(key, blob[len(ENC_MAGIC) : head], blob[-TAG_LEN:])
+    try:
+        return decryptor.update(blob[head:-TAG_LEN]) + decryptor.finalize()
+    except Exception as exc:  # cryptography's InvalidTag
+        raise VerificationError(f"{origin}: decryption failed (wrong key or tampered file)") from exc
 
 
 # --------------------------------------------------------------------------- database inspection
@@ -427,18 +518,43 @@ class Backup:
         return f"{self.name}.json"
 
     @property
+    def sealed_file(self) -> str | None:
+        sealed = self.manifest.get("sealed")
+        return sealed["file"] if sealed else None
+
+    @property
     def verified(self) -> bool:
         return self.manifest.get("integrity_check") == "ok" and self.size_ok
 
 
 def _parse_manifest(raw: bytes, origin: str) -> dict[str, Any]:
+    """A manifest of ours, or VerificationError saying why ``raw`` is not one."""
     try:
         manifest = json.loads(raw)
     except ValueError as exc:
         raise VerificationError(f"manifest {origin} is not valid JSON: {exc}") from exc
-    for key in ("name", "created", "file", "sha256", "db_sha256", "compression"):
-        if key not in manifest:
+    if not isinstance(manifest, dict):
+        raise VerificationError(f"manifest {origin} is not a JSON object")
+    # An offsite manifest of an encrypted backup is sealed: the details are in its encrypted sidecar.
+    sealed = manifest.get("sealed")
+    required = ("name", "created", "file", "sha256") + (() if sealed else ("db_sha256", "compression"))
+    for key in required:
+        if not isinstance(manifest.get(key), str):
             raise VerificationError(f"manifest {origin} lacks {key!r}")
+    name, filename = manifest["name"], manifest["file"]
+    if not NAME_RE.match(name) or not NAME_RE.match(filename) or not filename.startswith(f"{name}.db"):
+        raise VerificationError(f"manifest {origin} names no backup file of ours")
+    if sealed is not None and (
+        not isinstance(sealed, dict)
+        or sealed.get("file") != f"{name}{SEALED_SUFFIX}"
+        or not isinstance(sealed.get("sha256"), str)
+        or not isinstance(manifest.get("encryption"), dict)
+    ):
+        raise VerificationError(f"manifest {origin}: a sealed manifest without its sidecar or key id")
+    try:
+        parse_iso(manifest["created"])
+    except ValueError as exc:
+        raise VerificationError(f"manifest {origin}: bad time {manifest['created']!r}") from exc
     return manifest
 
 
@@ -464,17 +580,34 @@ def list_local(backup_dir: str) -> list[Backup]:
     return found
 
 
-def list_s3(target: S3Target) -> list[Backup]:
+def list_s3(target: S3Target, skipped: list[str] | None = None) -> list[Backup]:
+    """Backups in the bucket, oldest first. Objects that are not manifests of ours (another tool's
+    JSON, a hand-made note, a manifest whose data file is missing) are skipped and logged, so that
+    one stray object never stops a restore, a drill or retention; their names go to ``skipped``."""
     names = set(target.list_names())
     found: list[Backup] = []
     for name in sorted(names):
         if not name.endswith(".json"):
             continue
-        manifest = _parse_manifest(target.get_bytes(name), target.uri(name))
-        if manifest["file"] in names:
-            found.append(Backup(manifest))
+        try:
+            manifest = _parse_manifest(target.get_bytes(name), target.uri(name))
+        except VerificationError as exc:
+            _skip(skipped, name, str(exc))
+            continue
+        if manifest["name"] + ".json" != name:
+            _skip(skipped, name, f"{target.uri(name)} describes {manifest['name']}, not itself")
+            continue
+        backup = Backup(manifest)
+        if backup.file in names and (backup.sealed_file is None or backup.sealed_file in names):
+            found.append(backup)
     found.sort(key=lambda b: (b.created, b.name))
     return found
+
+
+def _skip(skipped: list[str] | None, name: str, why: str) -> None:
+    LOG.warning("skipped, not a backup of ours: %s", why)
+    if skipped is not None:
+        skipped.append(name)
 
 
 # --------------------------------------------------------------------------- retention
@@ -531,8 +664,32 @@ def plan_retention(backups: list[Backup], retention: Retention) -> tuple[list[Ba
     return kept, dropped
 
 
-def prune_local(backup_dir: str, retention: Retention, dry_run: bool = False) -> list[str]:
-    _, dropped = plan_retention(list_local(backup_dir), retention)
+def cap_count(backups: list[Backup], max_count: int) -> tuple[list[Backup], list[Backup]]:
+    """Split backups into (keep, delete): the newest ``max_count``, and always the newest verified one
+    (so at most ``max_count + 1`` stay when the newest ones failed verification)."""
+    if max_count < 1:
+        raise BackupError(f"the local maximum must be at least 1, got {max_count!r}")
+    ordered = sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
+    keep = {b.name for b in ordered[:max_count]}
+    newest_verified = next((b for b in ordered if b.verified), None)
+    if newest_verified is not None:
+        keep.add(newest_verified.name)
+    return [b for b in reversed(ordered) if b.name in keep], [
+        b for b in reversed(ordered) if b.name not in keep
+    ]
+
+
+def prune_local(
+    backup_dir: str, retention: Retention | None, dry_run: bool = False, max_count: int | None = None
+) -> list[str]:
+    """Apply retention (generations) and then the disk's cap on the count of local backups."""
+    kept = list_local(backup_dir)
+    dropped: list[Backup] = []
+    if retention is not None:
+        kept, dropped = plan_retention(kept, retention)
+    if max_count:
+        kept, over = cap_count(kept, max_count)
+        dropped += over
     if not dry_run:
         for backup in dropped:
             # The manifest goes first: a data file without one is never taken for a backup.
@@ -546,11 +703,14 @@ def prune_local(backup_dir: str, retention: Retention, dry_run: bool = False) ->
     return [b.name for b in dropped]
 
 
-def prune_s3(target: S3Target, retention: Retention, dry_run: bool = False) -> list[str]:
-    _, dropped = plan_retention(list_s3(target), retention)
+def prune_s3(
+    target: S3Target, retention: Retention, dry_run: bool = False, skipped: list[str] | None = None
+) -> list[str]:
+    """Apply retention in the bucket; objects that are not backups of ours are never touched."""
+    _, dropped = plan_retention(list_s3(target, skipped), retention)
     if dropped and not dry_run:
         target.delete([b.manifest_file for b in dropped])
-        target.delete([b.file for b in dropped])
+        target.delete([b.file for b in dropped] + [b.sealed_file for b in dropped if b.sealed_file])
     return [b.name for b in dropped]
 
 
@@ -581,6 +741,7 @@ class BackupResult:
     upload_error: str | None = None
     pruned_local: list[str] = field(default_factory=list)
     pruned_s3: list[str] = field(default_factory=list)
+    skipped_s3: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -593,6 +754,7 @@ class BackupResult:
             "upload_error": self.upload_error,
             "pruned_local": self.pruned_local,
             "pruned_s3": self.pruned_s3,
+            "skipped_s3": self.skipped_s3,
         }
 
 
@@ -661,30 +823,58 @@ def create_backup(
     *,
     prefix: str | None = None,
     compression: str = "gzip",
-    key: str | bytes | None = None,
+    key: KeyInput = None,
     s3: S3Target | None = None,
     retention: Retention | None = None,
     now: dt.datetime | None = None,
     pages: int = 1024,
+    allow_plaintext_offsite: bool = False,
+    max_local: int | None = None,
+    min_free_mb: int = 0,
 ) -> BackupResult:
     """Make one verified backup of ``db_path`` in ``backup_dir``, upload it, apply retention.
 
-    Raises BackupError when the backup itself fails (nothing complete is left behind). An upload
-    failure does not raise: the local backup is kept, nothing is pruned, and ``upload_error`` says
-    what went wrong.
+    Raises BackupError when the backup itself fails (nothing complete is left behind), also when
+    the backup could leave less than ``min_free_mb`` free. An upload failure does not raise: the
+    local backup is kept, local retention and the ``max_local`` cap still apply (the newest verified
+    backup always stays), nothing is pruned in the bucket, and ``upload_error`` says what went wrong.
     """
     if compression not in COMPRESSIONS:
         raise BackupError(f"compression must be one of {', '.join(COMPRESSIONS)}")
-    raw_key = load_key(key)
+    ring = load_keys(key)  # the newest key encrypts
+    raw_key = ring[0] if ring else None
+    check_offsite_encryption(s3, raw_key is not None, allow_plaintext_offsite)
     if not os.path.isfile(db_path):
         raise BackupError(f"database {db_path} does not exist")
     prefix = prefix or os.path.splitext(os.path.basename(db_path))[0]
     if not NAME_RE.match(prefix):
         raise BackupError(f"backup name prefix {prefix!r} may hold only letters, digits, '.', '_' and '-'")
+    if max_local is not None and max_local < 1:
+        raise BackupError(f"max_local must be at least 1, got {max_local!r}")
     os.makedirs(backup_dir, mode=0o700, exist_ok=True)
     with _dir_lock(backup_dir):
+        # the copy and the compressed file each take at most the database's size (with its WAL)
+        db_bytes = sum(os.path.getsize(p) for p in (db_path, db_path + "-wal") if os.path.isfile(p))
+        check_free_space(backup_dir, 2 * db_bytes, min_free_mb, f"a backup of {db_path}")
         return _create_backup_locked(
-            db_path, backup_dir, prefix, compression, raw_key, s3, retention, now, pages
+            db_path, backup_dir, prefix, compression, raw_key, s3, retention, now, pages, max_local
+        )
+
+
+def check_free_space(directory: str, needed_bytes: int, min_free_mb: int, what: str) -> None:
+    """Refuse, before writing, work that would leave less than ``min_free_mb`` MiB free: a full disk
+    would stop the database (the backend's own writes) too, not just the backup. 0: no check (a disk
+    that fills anyway still leaves no half-written file, as every write is atomic)."""
+    if min_free_mb <= 0:
+        return
+    free = shutil.disk_usage(directory).free
+    reserve = max(min_free_mb, 0) * 1024 * 1024
+    if free - needed_bytes < reserve:
+        mib = 1024 * 1024
+        raise BackupError(
+            f"not enough free space in {directory}: {free // mib} MiB free, {what} needs up to "
+            f"{-(-needed_bytes // mib)} MiB and {min_free_mb} MiB must stay free "
+            "(sqlite_backup_min_free_mb); nothing was written"
         )
 
 
@@ -711,6 +901,7 @@ def _create_backup_locked(
     retention: Retention | None,
     now: dt.datetime | None,
     pages: int,
+    max_local: int | None = None,
 ) -> BackupResult:
     clean_stale_temp(backup_dir)
     started = time.monotonic()
@@ -773,19 +964,50 @@ def _create_backup_locked(
         result.s3_uri = s3.uri(filename)
         try:
             s3.upload(path, filename)
-            s3.upload(manifest_path, f"{name}.json")  # last: its presence marks the upload complete
+            if raw_key is not None:
+                public, sidecar = seal_manifest(manifest, raw_key)
+                s3.put_bytes(sidecar, f"{name}{SEALED_SUFFIX}")
+                s3.put_bytes(public, f"{name}.json")  # last: its presence marks the upload complete
+            else:
+                s3.upload(manifest_path, f"{name}.json")  # last: its presence marks the upload complete
             result.uploaded = True
         except Exception as exc:  # botocore raises many kinds; all mean the same here
             result.upload_error = f"upload to {s3.uri(filename)} failed: {exc}"
-    # While the offsite copy fails, nothing is pruned: the local copies may be the only ones.
+    # Local retention runs whether or not the upload worked: while the bucket fails, the local disk
+    # keeps the same generations it keeps otherwise (what retention would drop from the bucket anyway),
+    # and the cap bounds the count, so an outage of the bucket never fills the disk.
+    if retention is not None or max_local:
+        result.pruned_local = prune_local(backup_dir, retention, max_count=max_local)
     if retention is not None and not result.upload_error:
-        result.pruned_local = prune_local(backup_dir, retention)
         if s3 is not None and result.uploaded:
             try:
-                result.pruned_s3 = prune_s3(s3, retention)
+                result.pruned_s3 = prune_s3(s3, retention, skipped=result.skipped_s3)
             except Exception as exc:
                 result.upload_error = f"retention in s3://{s3.bucket} failed: {exc}"
     return result
+
+
+def seal_manifest(manifest: dict[str, Any], key: bytes) -> tuple[bytes, bytes]:
+    """The offsite form of an encrypted backup's manifest: a minimal manifest in clear, and the whole
+    manifest (host, source path, tables and row counts, schema version...) in an encrypted sidecar."""
+    sidecar = seal_bytes(key, json.dumps(manifest, sort_keys=True).encode())
+    public = {k: manifest[k] for k in PUBLIC_MANIFEST_KEYS if k in manifest}
+    public["sealed"] = {
+        "file": f"{manifest['name']}{SEALED_SUFFIX}",
+        "sha256": hashlib.sha256(sidecar).hexdigest(),
+    }
+    return json.dumps(public, indent=2, sort_keys=True).encode() + b"\n", sidecar
+
+
+def unseal_manifest(public: dict[str, Any], sidecar: bytes, keys: KeyInput, origin: str) -> dict[str, Any]:
+    """The whole manifest from the sidecar, checked against the clear one it must agree with."""
+    if hashlib.sha256(sidecar).hexdigest() != public["sealed"]["sha256"]:
+        raise VerificationError(f"{origin}: sha256 does not match the manifest (corrupted or replaced)")
+    full = _parse_manifest(open_sealed(pick_key(keys, public), sidecar, origin), origin)
+    for k in PUBLIC_MANIFEST_KEYS:
+        if k in public and full.get(k) != public[k]:
+            raise VerificationError(f"{origin}: the sealed manifest disagrees with the clear one on {k!r}")
+    return full
 
 
 def _unlink_quiet(path: str) -> None:
@@ -813,7 +1035,7 @@ def find_backup(backups: list[Backup], wanted: str = "latest") -> Backup:
 
 
 def unpack_backup(
-    data_path: str, manifest: dict[str, Any], dest_path: str, key: str | bytes | None = None
+    data_path: str, manifest: dict[str, Any], dest_path: str, key: KeyInput = None
 ) -> dict[str, Any]:
     """Verify a backup file and write the database it holds to ``dest_path``, atomically.
 
@@ -823,15 +1045,8 @@ def unpack_backup(
     """
     if sha256_file(data_path) != manifest["sha256"]:
         raise VerificationError(f"{data_path}: sha256 does not match the manifest (corrupted or truncated)")
-    raw_key = load_key(key)
+    raw_key = pick_key(key, manifest)
     encryption = manifest.get("encryption")
-    if encryption and raw_key is None:
-        raise VerificationError(f"{manifest['name']} is encrypted: an encryption key is needed")
-    if encryption and key_id(raw_key) != encryption.get("key_id"):
-        raise VerificationError(
-            f"{manifest['name']}: wrong encryption key "
-            f"(key id {key_id(raw_key)}, the backup needs {encryption.get('key_id')})"
-        )
     directory = os.path.dirname(os.path.abspath(dest_path))
     plain_fd, plain_path = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
     db_fd, db_tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".db", dir=directory)
@@ -909,17 +1124,27 @@ def fetch_and_unpack(
     backup_dir: str | None = None,
     s3: S3Target | None = None,
     wanted: str = "latest",
-    key: str | bytes | None = None,
+    key: KeyInput = None,
+    min_free_mb: int = 0,
 ) -> dict[str, Any]:
-    """Pick a backup (local directory or bucket), verify it and unpack it to ``dest_path``."""
+    """Pick a backup (local directory or bucket), verify it and unpack it to ``dest_path``.
+
+    Refuses before writing when the unpacking could leave less than ``min_free_mb`` free beside
+    ``dest_path`` (the download, the decrypted stream and the database are there at once)."""
+    skipped: list[str] = []
+    directory = os.path.dirname(os.path.abspath(dest_path))
     if s3 is not None:
-        backup = find_backup(list_s3(s3), wanted)
-        directory = os.path.dirname(os.path.abspath(dest_path))
+        backup = find_backup(list_s3(s3, skipped), wanted)
+        _check_restore_space(directory, backup.manifest, True, min_free_mb)
         fd, download = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
         os.close(fd)
+        manifest = backup.manifest
         try:
+            if backup.sealed_file:
+                sealed = backup.sealed_file
+                manifest = unseal_manifest(manifest, s3.get_bytes(sealed), key, s3.uri(sealed))
             s3.download(backup.file, download)
-            result = unpack_backup(download, backup.manifest, dest_path, key)
+            result = unpack_backup(download, manifest, dest_path, key)
         finally:
             _unlink_quiet(download)
         result["source"] = s3.uri(backup.file)
@@ -927,10 +1152,19 @@ def fetch_and_unpack(
         if not backup_dir:
             raise BackupError("either backup_dir or s3 is needed")
         backup = find_backup(list_local(backup_dir), wanted)
-        result = unpack_backup(os.path.join(backup_dir, backup.file), backup.manifest, dest_path, key)
+        _check_restore_space(directory, backup.manifest, False, min_free_mb)
+        manifest = backup.manifest
+        result = unpack_backup(os.path.join(backup_dir, backup.file), manifest, dest_path, key)
         result["source"] = os.path.join(backup_dir, backup.file)
-    result["manifest"] = backup.manifest
+    result["manifest"] = manifest
+    result["skipped"] = skipped
     return result
+
+
+def _check_restore_space(directory: str, manifest: dict[str, Any], download: bool, min_free_mb: int) -> None:
+    file_size = int(manifest.get("file_size") or 0)
+    needed = file_size * (2 if download else 1) + int(manifest.get("db_size") or 0)
+    check_free_space(directory, needed, min_free_mb, f"restoring {manifest['name']}")
 
 
 def swap_database(staged_path: str, db_path: str, keep_suffix: str) -> dict[str, Any]:
@@ -1083,7 +1317,10 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
         "backup_dir": env.get("TENGEN_BACKUP_DIR", "/var/backups/tengen"),
         "prefix": env.get("TENGEN_BACKUP_NAME") or None,
         "compression": env.get("TENGEN_BACKUP_COMPRESSION", "gzip"),
-        "key": env.get("TENGEN_BACKUP_ENCRYPTION_KEY") or None,
+        # the keyring, newest first, space-separated; the single-key variable still works
+        "key": (env.get("TENGEN_BACKUP_ENCRYPTION_KEYS") or "").split()
+        or env.get("TENGEN_BACKUP_ENCRYPTION_KEY")
+        or None,
         "s3": s3,
         "retention": Retention(
             last=num("TENGEN_BACKUP_KEEP_LAST", 4),
@@ -1095,6 +1332,10 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
         "status_file": env.get("TENGEN_BACKUP_STATUS_FILE", "/var/lib/tengen-backup/status.json"),
         "textfile": env.get("TENGEN_BACKUP_TEXTFILE") or None,
         "rpo_seconds": num("TENGEN_BACKUP_RPO_SECONDS", 3600),
+        "max_local": num("TENGEN_BACKUP_KEEP_LOCAL_MAX", 0) or None,
+        "min_free_mb": num("TENGEN_BACKUP_MIN_FREE_MB", 0),
+        "allow_plaintext_offsite": env.get("TENGEN_BACKUP_ALLOW_PLAINTEXT_OFFSITE", "").lower()
+        in ("1", "true", "yes"),
     }
 
 
@@ -1110,6 +1351,10 @@ def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -
     verify = sub.add_parser("verify", help="fully verify a local backup (default: the latest)")
     verify.add_argument("name", nargs="?", default="latest")
     args = parser.parse_args(argv)
+    if not LOG.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("tengen-backup: %(message)s"))
+        LOG.addHandler(handler)
     try:
         config = _env_config(dict(os.environ if env is None else env))
     except (ValueError, BackupError) as exc:
@@ -1126,6 +1371,9 @@ def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -
                 key=config["key"],
                 s3=config["s3"],
                 retention=config["retention"],
+                allow_plaintext_offsite=config["allow_plaintext_offsite"],
+                max_local=config["max_local"],
+                min_free_mb=config["min_free_mb"],
             )
         except BackupError as exc:
             write_status(

@@ -13,10 +13,13 @@ description:
     encrypts it (AES-256-GCM), and writes it with a sha256 manifest (sizes, page count, schema version,
     table row counts, time, host). Every file is written atomically, so a crash or a full disk never leaves
     a partial backup looking whole.
-  - Optionally uploads the backup to an S3-compatible bucket. When the upload fails, the local backup is kept
+  - Optionally uploads the backup to an S3-compatible bucket. When it is encrypted, the bucket gets a minimal
+    manifest (name, time, format, sizes, checksum, key id) and the whole one in an encrypted C(NAME.meta.enc).
+  - When the upload fails, the local backup is kept
     and the task fails (unless O(fail_on_upload_error=false)) saying so.
   - Optionally prunes old backups by generations (hourly, daily, weekly, monthly), locally and in the bucket,
-    never deleting the newest verified backup.
+    never deleting the newest verified backup. Local pruning (and the O(max_local) cap) also runs while
+    uploads fail; the bucket is pruned only after a successful upload.
   - The same code runs as C(tengen-backup backup) from the VM's systemd timer (role C(sqlite_backup)).
 author: tengen maintainers
 extends_documentation_fragment:
@@ -78,6 +81,26 @@ options:
   rpo_seconds:
     description: Allowed age of the newest backup, recorded in the status for alerting.
     type: int
+  max_local:
+    description:
+      - The most local backups to keep, applied after O(retention), whether or not the upload worked, so that
+        a bucket that keeps failing never fills the disk. The newest verified backup always stays.
+      - Unset for no cap.
+    type: int
+  min_free_mb:
+    description:
+      - MiB that must stay free in O(backup_dir) after the backup; the module refuses before writing when
+        the database, twice (the copy and its compressed form), would not fit with this reserve.
+      - V(0) for no check.
+    type: int
+    default: 0
+  allow_plaintext_offsite:
+    description:
+      - With O(s3) and no O(encryption_key) the module refuses to run, before writing anything, so that a
+        missing key never silently sends the database to a bucket in plaintext.
+      - V(true) is the operator's explicit opt-out (for example a bucket that only a private network reaches).
+    type: bool
+    default: false
   fail_on_upload_error:
     description: Fail the task when the upload fails (the local backup is kept either way).
     type: bool
@@ -147,6 +170,10 @@ backup:
       description: Backups deleted in the bucket by retention.
       type: list
       elements: str
+    skipped_s3:
+      description: Objects under the prefix that are not backup manifests of ours, left alone by retention.
+      type: list
+      elements: str
 """
 
 import os  # noqa: E402
@@ -165,6 +192,7 @@ def main() -> None:
             "name": {"type": "str"},
             "compression": {"type": "str", "choices": ["gzip", "lzma", "none"], "default": "gzip"},
             "encryption_key": {"type": "str", "no_log": True},
+            "encryption_keys": {"type": "list", "elements": "str", "no_log": True},
             "retention": {
                 "type": "dict",
                 "options": {p: {"type": "int", "default": d} for p, d in sb.Retention().__dict__.items()},
@@ -174,15 +202,20 @@ def main() -> None:
             "textfile": {"type": "path"},
             "rpo_seconds": {"type": "int"},
             "fail_on_upload_error": {"type": "bool", "default": True},
+            "allow_plaintext_offsite": {"type": "bool", "default": False},
+            "max_local": {"type": "int"},
+            "min_free_mb": {"type": "int", "default": 0},
         },
+        mutually_exclusive=[("encryption_key", "encryption_keys")],
         supports_check_mode=True,
     )
     p = module.params
+    keys = p["encryption_keys"] if p["encryption_keys"] else p["encryption_key"]
     try:
         # Validate everything before writing anything.
         retention = sb.Retention(**p["retention"]) if p["retention"] else None
         s3 = sb.s3_from_dict(p["s3"])
-        sb.load_key(p["encryption_key"])
+        sb.check_offsite_encryption(s3, len(sb.load_keys(keys)) > 0, p["allow_plaintext_offsite"])
         if not os.path.isfile(p["db_path"]):
             module.fail_json(msg=f"db_path: database {p['db_path']} does not exist")
         if module.check_mode:
@@ -200,9 +233,12 @@ def main() -> None:
             p["backup_dir"],
             prefix=p["name"],
             compression=p["compression"],
-            key=p["encryption_key"],
+            key=keys,
             s3=s3,
             retention=retention,
+            allow_plaintext_offsite=p["allow_plaintext_offsite"],
+            max_local=p["max_local"],
+            min_free_mb=p["min_free_mb"],
         )
     except (sb.BackupError, sqlite3.Error, OSError) as exc:
         if p["status_file"]:
@@ -222,6 +258,8 @@ def main() -> None:
             rpo_seconds=p["rpo_seconds"],
             textfile_path=p["textfile"],
         )
+    for name in result.skipped_s3:
+        module.warn(f"skipped {name} in the bucket: not a backup manifest of ours")
     if result.upload_error and p["fail_on_upload_error"]:
         module.fail_json(
             msg=f"the backup {result.path} was made and kept locally, but {result.upload_error}",

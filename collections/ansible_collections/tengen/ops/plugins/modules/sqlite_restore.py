@@ -50,6 +50,13 @@ options:
   db_path:
     description: The live database (O(action=swap) replaces it, O(action=drill) reads it).
     type: path
+  min_free_mb:
+    description:
+      - MiB that must stay free beside O(dest) after O(action=stage) or O(action=drill); refused before
+        writing when the download, the decrypted stream and the database would not fit with this reserve.
+      - V(0) for no check.
+    type: int
+    default: 0
   keep_suffix:
     description: Suffix of the kept, replaced database (O(action=swap)); must not name an existing file.
     type: str
@@ -113,8 +120,15 @@ from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup as
 
 def _pick(module: AnsibleModule, s3: sb.S3Target | None) -> sb.Backup:
     p = module.params
-    backups = sb.list_s3(s3) if s3 is not None else sb.list_local(p["backup_dir"])
+    skipped: list[str] = []
+    backups = sb.list_s3(s3, skipped) if s3 is not None else sb.list_local(p["backup_dir"])
+    _warn_skipped(module, skipped)
     return sb.find_backup(backups, p["backup"])
+
+
+def _warn_skipped(module: AnsibleModule, skipped: list[str]) -> None:
+    for name in skipped:
+        module.warn(f"skipped {name} in the bucket: not a backup manifest of ours")
 
 
 def main() -> None:
@@ -126,18 +140,22 @@ def main() -> None:
             "backup_dir": {"type": "path"},
             "s3": {"type": "dict", "options": sb.S3_ARGUMENT_SPEC},
             "encryption_key": {"type": "str", "no_log": True},
+            "encryption_keys": {"type": "list", "elements": "str", "no_log": True},
             "dest": {"type": "path", "required": True},
             "db_path": {"type": "path"},
             "keep_suffix": {"type": "str", "default": ".pre-restore"},
+            "min_free_mb": {"type": "int", "default": 0},
         },
         required_if=[
             ("source", "s3", ["s3"]),
             ("action", "swap", ["db_path"]),
             ("action", "drill", ["db_path"]),
         ],
+        mutually_exclusive=[("encryption_key", "encryption_keys")],
         supports_check_mode=True,
     )
     p = module.params
+    keys = p["encryption_keys"] if p["encryption_keys"] else p["encryption_key"]
     try:
         if p["action"] == "swap":
             kept = f"{p['db_path']}{p['keep_suffix']}"
@@ -162,8 +180,14 @@ def main() -> None:
             backup = _pick(module, s3)
             module.exit_json(changed=True, backup={"name": backup.name, "manifest": backup.manifest})
         result = sb.fetch_and_unpack(
-            p["dest"], backup_dir=p["backup_dir"], s3=s3, wanted=p["backup"], key=p["encryption_key"]
+            p["dest"],
+            backup_dir=p["backup_dir"],
+            s3=s3,
+            wanted=p["backup"],
+            key=keys,
+            min_free_mb=p["min_free_mb"],
         )
+        _warn_skipped(module, result["skipped"])
         backup_info = {"name": result["name"], "source": result["source"], "manifest": result["manifest"]}
         if p["action"] == "stage":
             module.exit_json(changed=True, backup=backup_info, tables=result["tables"], dest=p["dest"])
