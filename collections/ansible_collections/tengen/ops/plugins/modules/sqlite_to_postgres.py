@@ -250,6 +250,7 @@ def main() -> None:
             "backup_dir": {"type": "path"},
             "s3": {"type": "dict", "options": sb.S3_ARGUMENT_SPEC},
             "encryption_key": {"type": "str", "no_log": True},
+            "encryption_keys": {"type": "list", "elements": "str", "no_log": True},
             "backend_path": {"type": "path"},
             "replace": {"type": "bool", "default": False},
             "batch_rows": {"type": "int", "default": 5000},
@@ -257,6 +258,7 @@ def main() -> None:
             "progress_file": {"type": "path"},
         },
         required_if=[("source", "s3", ["s3"]), ("direction", "postgres_to_sqlite", ["dest"])],
+        mutually_exclusive=[("encryption_key", "encryption_keys")],
         supports_check_mode=True,
     )
     p = module.params
@@ -284,7 +286,11 @@ def main() -> None:
         copy_path = os.path.join(scratch, "backup.db")
         progress("verifying the backup")
         unpacked = sb.fetch_and_unpack(
-            copy_path, backup_dir=p["backup_dir"], s3=s3, wanted=p["backup"], key=p["encryption_key"]
+            copy_path,
+            backup_dir=p["backup_dir"],
+            s3=s3,
+            wanted=p["backup"],
+            key=p["encryption_keys"] or p["encryption_key"],  # a keyring after a rotation, or one key
         )
         result["backup"] = {
             "name": unpacked["name"],
