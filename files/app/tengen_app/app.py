@@ -21,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .engine import EngineClient, EngineError
+from .engine import EngineClient, EngineError, parse_urls
 from .pubsub import LocalPubSub, make_pubsub
 from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
 from .store import Conflict, GameRecord, Store, make_store
@@ -37,8 +37,11 @@ class Settings:
     db_path: str = "/var/lib/tengen/tengen.db"
     database_url: str | None = None
     redis_url: str | None = None
-    engine_url: str = "http://engine:8001"
+    engine_url: str = "http://engine:8001"  # one URL, or several separated by commas
     engine_timeout: float = 60.0
+    engine_token: str = ""
+    engine_request_timeout: float = 35.0
+    engine_probe_interval: float = 2.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,8 +51,11 @@ class Settings:
             db_path=env.get("TENGEN_DB_PATH", cls.db_path),
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
-            engine_url=env.get("TENGEN_ENGINE_URL", cls.engine_url),
+            engine_url=env.get("TENGEN_ENGINE_URLS") or env.get("TENGEN_ENGINE_URL", cls.engine_url),
             engine_timeout=float(env.get("TENGEN_ENGINE_TIMEOUT", "60")),
+            engine_token=env.get("TENGEN_ENGINE_TOKEN", ""),
+            engine_request_timeout=float(env.get("TENGEN_ENGINE_REQUEST_TIMEOUT", "35")),
+            engine_probe_interval=float(env.get("TENGEN_ENGINE_PROBE_INTERVAL", "2")),
         )
 
 
@@ -109,7 +115,14 @@ class Service:
         self.store: Store = make_store(settings.database_url, settings.db_path)
         self.metrics = Metrics()
         self.pubsub: LocalPubSub = make_pubsub(settings.redis_url, self.metrics.broadcast.observe)
-        self.engine = EngineClient(settings.engine_url, settings.engine_timeout)
+        self.engine = EngineClient(
+            parse_urls(settings.engine_url),
+            settings.engine_timeout,
+            token=settings.engine_token,
+            request_timeout=settings.engine_request_timeout,
+            probe_interval=settings.engine_probe_interval,
+            registry=self.metrics.registry,
+        )
         self.sockets: set[web.WebSocketResponse] = set()
         self.ai_tasks: dict[str, asyncio.Task] = {}
         # Writes to one game are serialised within a replica; striped locks keep the set bounded.
