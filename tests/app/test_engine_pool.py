@@ -170,3 +170,31 @@ def test_a_frozen_engine_times_out_is_taken_out_and_back_when_it_thaws(tmp_path,
     finally:
         slow.proc.send_signal(signal.SIGCONT)
         backend.stop()
+
+
+def test_the_backend_sends_the_engine_secret_and_a_wrong_one_keeps_the_engine_out(tmp_path) -> None:
+    token = "s3cret-0123456789abcdef"
+    engine = start_engine(tmp_path, TENGEN_ENGINE_TOKEN=token)
+    right = start_backend(tmp_path, engine.url, TENGEN_ENGINE_TOKEN=token)
+    wrong = start_backend(
+        tmp_path,
+        engine.url,
+        TENGEN_ENGINE_TOKEN=token + "x",
+        TENGEN_ENGINE_PROBE_INTERVAL="0.3",
+        TENGEN_ENGINE_TIMEOUT="3",
+    )
+    try:
+        game, tokens = create(right, size=9, opponent="ai", color="black")
+        ai_turns(right, [(game, tokens)], 1)
+        assert answered(right, engine) == 1
+
+        game, tokens = create(wrong, size=9, opponent="ai", color="black")
+        assert play(wrong, game["id"], tokens["B"], "E5")[0] == 200
+        failed = ("tengen_engine_requests_total", f'engine="{engine.url}",outcome="failed"')
+        wait_until(lambda: engine_metrics(wrong).get(failed, 0) >= 1, what="the refused request")
+        time.sleep(1)  # several probes: /readyz passes, /metrics refuses the token, so it stays out
+        assert up(wrong, engine) == 0
+        assert request("GET", f"{wrong.url}/api/games/{game['id']}")[1]["to_play"] == "W"
+    finally:
+        for server in (right, wrong, engine):
+            server.stop()
