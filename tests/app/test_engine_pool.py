@@ -198,3 +198,17 @@ def test_the_backend_sends_the_engine_secret_and_a_wrong_one_keeps_the_engine_ou
     finally:
         for server in (right, wrong, engine):
             server.stop()
+
+
+def test_readiness_does_not_wait_for_a_frozen_engine(tmp_path, two_engines) -> None:
+    frozen, fine = two_engines
+    backend = start_backend(tmp_path, "", TENGEN_ENGINE_URLS=f"{frozen.url},{fine.url}")
+    frozen.proc.send_signal(signal.SIGSTOP)  # its probe would take the whole 3 s timeout
+    try:
+        started = time.monotonic()
+        status, data = request("GET", f"{backend.url}/readyz")
+        assert status == 200, data
+        assert time.monotonic() - started < 2.5
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+        backend.stop()

@@ -153,14 +153,22 @@ class EngineClient:
                     self._mark(engine, True)
 
     async def ready(self) -> None:
-        """Ready when one engine is up and answers its readiness probe."""
+        """Ready as soon as one engine answers its readiness probe: an unreachable engine VM
+        must not hold the answer up to its timeout (health checks allow a few seconds)."""
         assert self.session is not None
-        results = await asyncio.gather(*(self._probe(engine) for engine in self.engines))
-        for engine, ok in zip(self.engines, results, strict=True):
-            if ok:
-                self._mark(engine, True)
-        if not any(results):
-            raise EngineError(f"no engine ready among {self.url}")
+        probes = {asyncio.create_task(self._probe(engine)): engine for engine in self.engines}
+        pending = set(probes)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.result():
+                        self._mark(probes[task], True)
+                        return
+        finally:
+            for task in pending:
+                task.cancel()
+        raise EngineError(f"no engine ready among {self.url}")
 
     # -- moves
     def _pick(self, avoid: set[str]) -> Engine | None:
