@@ -65,7 +65,8 @@ def start_python(module: str, cwd: Path, env: dict, health_url: str, log: Path) 
 
 
 def start_engine(tmp: Path, port: int | None = None, **env: str) -> Server:
-    port = port or free_port()
+    """A gateway on a free port, or on the given port (TENGEN_ENGINE_PORT too), to restart one in place."""
+    port = port or int(env.get("TENGEN_ENGINE_PORT") or 0) or free_port()
     env = {"TENGEN_ENGINE_PORT": str(port), "TENGEN_GNUGO_LEVEL": "1", "TENGEN_GNUGO_BIN": GNUGO, **env}
     log = tmp / f"engine-{port}.log"
     proc = start_python("tengen_engine", ENGINE_DIR, env, f"http://127.0.0.1:{port}/readyz", log)

@@ -244,7 +244,7 @@ def test_the_backend_stays_ready_without_the_engine_and_the_ai_waits_for_it(tmp_
     server = start_backend(tmp_path, f"http://127.0.0.1:{port}", TENGEN_ENGINE_PROBE_SECONDS="0.5")
     engine = None
     try:
-        assert metric(server, "tengen_engine_up") == 0  # probed before the backend serves
+        assert metric(server, "tengen_engine_available") == 0  # probed before the backend serves
         # Ready: the database answers; the engine's state is reported, not required.
         assert request("GET", f"{server.url}/readyz") == (200, {"status": "ready", "engine": "down"})
         game, tokens = create(server, size=9, color="white")  # the AI (black) opens
@@ -269,7 +269,7 @@ def test_the_backend_stays_ready_without_the_engine_and_the_ai_waits_for_it(tmp_
         assert seen["moves"] == [] and seen["engine"] == {"status": "down", "reason": "engine request failed"}
         assert state["moves"][0][0] == "B" and state["engine"] == {"status": "up", "reason": None}
         assert metric(server, "tengen_engine_errors_total") >= 1
-        assert metric(server, "tengen_engine_up") == 1
+        assert metric(server, "tengen_engine_available") == 1
         assert request("GET", f"{server.url}/readyz") == (200, {"status": "ready", "engine": "up"})
         assert request("GET", f"{server.url}/healthz")[0] == 200
     finally:

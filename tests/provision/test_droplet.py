@@ -119,7 +119,10 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     assert reserved["droplet"]["id"] == made["id"]
     hosts_text = (inv / "hosts.yml").read_text()
     provider_text = (inv / "group_vars" / "all" / "provider.yml").read_text()
-    assert yaml.safe_load(hosts_text) == {"vm": {"hosts": {NAME: {"ansible_host": reserved["ip"]}}}}
+    # with the Droplet's VPC address, where engine VMs and the game VM talk
+    assert yaml.safe_load(hosts_text) == {
+        "vm": {"hosts": {NAME: {"ansible_host": reserved["ip"], "tengen_private_address": "10.0.0.5"}}}
+    }
     connection_text = (inv / "group_vars" / "all" / "connection.yml").read_text()
     # site.yml logs in once as the provider's initial user, then as deploy with the operator's key
     assert yaml.safe_load(connection_text) == {
@@ -235,3 +238,29 @@ def test_bad_input_fails_before_any_call(
     assert fake_api.calls() == []
     assert not (tmp_path / "inv").exists()
     assert DO_TOKEN not in run.out
+
+
+def test_an_engine_vm_opens_its_engine_port_to_our_droplets_only(
+    fake_api: FakeApi, public_key: Path, tmp_path: Path
+) -> None:
+    inv = tmp_path / "inv"
+    vars_ = extra(
+        fake_api,
+        public_key,
+        inv,
+        provision_droplet_inventory_group="engines",
+        provision_droplet_open_ports=[22],
+        provision_droplet_peer_ports=[8001],
+    )
+    made = run_playbook(PLAYBOOK, vars_, env())
+    assert made.rc == 0, made.out
+    bodies = {(c["method"], c["path"]): c["body"] for c in fake_api.calls()}
+    rules = {
+        r["ports"]: {k: v for k, v in r["sources"].items() if v is not None}  # the module sends every key
+        for r in bodies[("POST", "firewalls")]["inbound_rules"]
+    }
+    assert rules == {"22": {"addresses": ["0.0.0.0/0", "::/0"]}, "8001": {"tags": ["tengen"]}}
+    hosts = yaml.safe_load((inv / "hosts.yml").read_text())
+    assert (
+        list(hosts) == ["engines"] and hosts["engines"]["hosts"][NAME]["tengen_private_address"] == "10.0.0.5"
+    )

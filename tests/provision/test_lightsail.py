@@ -155,7 +155,10 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, rsa_public_key: Path,
     hosts_text = (inv / "hosts.yml").read_text()
     provider_text = (inv / "group_vars" / "all" / "provider.yml").read_text()
     hosts = yaml.safe_load(hosts_text)
-    assert hosts == {"vm": {"hosts": {NAME: {"ansible_host": static_ip}}}}
+    # with the instance's private address, where engine VMs and the game VM talk
+    assert hosts == {
+        "vm": {"hosts": {NAME: {"ansible_host": static_ip, "tengen_private_address": "172.26.0.10"}}}
+    }
     connection_text = (inv / "group_vars" / "all" / "connection.yml").read_text()
     # site.yml logs in once as the provider's initial user, then as deploy with the operator's key
     assert yaml.safe_load(connection_text) == {

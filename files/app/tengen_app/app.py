@@ -21,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .engine import EngineClient, EngineError
+from .engine import EngineClient, EngineError, parse_urls
 from .pubsub import LocalPubSub, make_pubsub
 from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
 from .store import Conflict, GameRecord, Store, make_store
@@ -37,12 +37,15 @@ class Settings:
     db_path: str = "/var/lib/tengen/tengen.db"
     database_url: str | None = None
     redis_url: str | None = None
-    engine_url: str = "http://engine:8001"
+    engine_url: str = "http://engine:8001"  # one URL, or several separated by commas
     engine_timeout: float = 60.0
     # How long an AI move waits for an engine that does not answer, and how often the
     # engine's state is probed for /metrics and the games' status.
     engine_retry_seconds: float = 300.0
     engine_probe_seconds: float = 10.0
+    engine_token: str = ""
+    engine_request_timeout: float = 35.0
+    engine_probe_interval: float = 2.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -52,10 +55,13 @@ class Settings:
             db_path=env.get("TENGEN_DB_PATH", cls.db_path),
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
-            engine_url=env.get("TENGEN_ENGINE_URL", cls.engine_url),
+            engine_url=env.get("TENGEN_ENGINE_URLS") or env.get("TENGEN_ENGINE_URL", cls.engine_url),
             engine_timeout=float(env.get("TENGEN_ENGINE_TIMEOUT", "60")),
             engine_retry_seconds=float(env.get("TENGEN_ENGINE_RETRY_SECONDS", "300")),
             engine_probe_seconds=float(env.get("TENGEN_ENGINE_PROBE_SECONDS", "10")),
+            engine_token=env.get("TENGEN_ENGINE_TOKEN", ""),
+            engine_request_timeout=float(env.get("TENGEN_ENGINE_REQUEST_TIMEOUT", "35")),
+            engine_probe_interval=float(env.get("TENGEN_ENGINE_PROBE_INTERVAL", "2")),
         )
 
 
@@ -76,9 +82,10 @@ class Metrics:
             registry=self.registry,
         )
         self.engine_errors = Counter("tengen_engine_errors", "Failed engine requests", registry=self.registry)
-        self.engine_up = Gauge(
-            "tengen_engine_up",
-            "1 when the engine answered the last request or probe, 0 when it failed",
+        # Per engine, tengen_engine_up{engine} (the engine client) says which engines are in use.
+        self.engine_available = Gauge(
+            "tengen_engine_available",
+            "1 when an engine answered the last move request or probe, 0 when none did",
             registry=self.registry,
         )
         self.moves = Counter("tengen_moves", "Moves played", ["by"], registry=self.registry)
@@ -124,7 +131,14 @@ class Service:
         self.store: Store = make_store(settings.database_url, settings.db_path)
         self.metrics = Metrics()
         self.pubsub: LocalPubSub = make_pubsub(settings.redis_url, self.metrics.broadcast.observe)
-        self.engine = EngineClient(settings.engine_url, settings.engine_timeout)
+        self.engine = EngineClient(
+            parse_urls(settings.engine_url),
+            settings.engine_timeout,
+            token=settings.engine_token,
+            request_timeout=settings.engine_request_timeout,
+            probe_interval=settings.engine_probe_interval,
+            registry=self.metrics.registry,
+        )
         self.sockets: set[web.WebSocketResponse] = set()
         self.ai_tasks: dict[str, asyncio.Task] = {}
         # Writes to one game are serialised within a replica; striped locks keep the set bounded.
@@ -154,7 +168,7 @@ class Service:
             self.engine_answered(None)
 
     async def probe_engine(self) -> None:
-        """Keep tengen_engine_up and the games' engine status current while no move asks."""
+        """Keep tengen_engine_available and the games' engine status current while no move asks."""
         while True:
             await asyncio.sleep(self.settings.engine_probe_seconds)
             await self.probe_engine_once()
@@ -162,10 +176,10 @@ class Service:
     def engine_answered(self, error: EngineError | None) -> None:
         if error is None:
             self.engine_status = {"status": "up", "reason": None}
-            self.metrics.engine_up.set(1)
+            self.metrics.engine_available.set(1)
         else:
             self.engine_status = {"status": "down", "reason": error.reason}
-            self.metrics.engine_up.set(0)
+            self.metrics.engine_available.set(0)
 
     def view(self, rec: GameRecord, game: Game) -> dict:
         """The game as clients see it; games against the AI also say whether the engine answers."""

@@ -1,11 +1,23 @@
-"""The client side of the engine gateway: one question, "what does this colour play here?"."""
+"""The client side of the engine gateways: one question, "what does this colour play here?".
+
+The backend may know several gateways (the game VM's own and engine VMs). Each move goes to the
+least busy engine that is up. An engine that fails (refused connection, timeout, 5xx other than
+"queue full") is taken out at once and probed on `/readyz` in the background; it is taken back
+when it answers 200 again. With no engine up, a move waits for one until its deadline.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import time
+from dataclasses import dataclass
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger("tengen.engine")
 
 
 class EngineError(Exception):
@@ -15,44 +27,222 @@ class EngineError(Exception):
         return str(self).split(":", 1)[0]
 
 
+class PositionRefused(EngineError):
+    """The engine answered, and refused the position (4xx): asking another engine would not help."""
+
+
+@dataclass
+class Engine:
+    url: str
+    up: bool = True
+    inflight: int = 0
+    failures: int = 0
+
+
+class EngineMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.up = Gauge(
+            "tengen_engine_up",
+            "1 while the engine is in use, 0 while taken out",
+            ["engine"],
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            "tengen_engine_inflight", "Move requests in flight", ["engine"], registry=registry
+        )
+        self.requests = Counter(
+            "tengen_engine_requests",
+            "Move requests by engine and outcome",
+            ["engine", "outcome"],
+            registry=registry,
+        )
+        self.transitions = Counter(
+            "tengen_engine_transitions",
+            "Times an engine was taken out or back",
+            ["engine", "to"],
+            registry=registry,
+        )
+
+
+def parse_urls(text: str) -> list[str]:
+    """The engine URLs of a comma-separated list; duplicates are dropped."""
+    found = [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+    if not found:
+        raise ValueError("no engine URL: set TENGEN_ENGINE_URLS or TENGEN_ENGINE_URL")
+    for one in found:
+        if not one.startswith(("http://", "https://")):
+            raise ValueError(f"engine URL {one!r} must start with http:// or https://")
+    return list(dict.fromkeys(found))
+
+
 class EngineClient:
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
-        self.url = url.rstrip("/")
+    def __init__(
+        self,
+        urls: list[str] | str,
+        timeout: float = 60.0,
+        *,
+        token: str = "",
+        request_timeout: float = 35.0,
+        probe_interval: float = 2.0,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        urls = [urls] if isinstance(urls, str) else urls
+        self.engines = [Engine(url.rstrip("/")) for url in urls]
         self.timeout = timeout
+        self.request_timeout = request_timeout
+        self.probe_interval = probe_interval
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.metrics = EngineMetrics(registry or CollectorRegistry())
         self.session: aiohttp.ClientSession | None = None
+        self.prober: asyncio.Task | None = None
+        self.changed = asyncio.Event()  # set when an engine comes back or a request ends
+        self.turn = itertools.count()  # breaks ties between equally busy engines in turn
+        for engine in self.engines:
+            self.metrics.up.labels(engine.url).set(1)
+            self.metrics.inflight.labels(engine.url).set_function(lambda e=engine: e.inflight)
+
+    @property
+    def url(self) -> str:
+        return ",".join(engine.url for engine in self.engines)
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(headers=self.headers)
+        self.prober = asyncio.create_task(self._probe_loop())
 
     async def stop(self) -> None:
+        if self.prober is not None:
+            self.prober.cancel()
+            await asyncio.gather(self.prober, return_exceptions=True)
         if self.session is not None:
             await self.session.close()
 
-    async def ready(self) -> None:
+    # -- health
+    def _mark(self, engine: Engine, up: bool, why: str = "") -> None:
+        if engine.up == up:
+            return
+        engine.up = up
+        self.metrics.up.labels(engine.url).set(1 if up else 0)
+        self.metrics.transitions.labels(engine.url, "up" if up else "down").inc()
+        if up:
+            engine.failures = 0
+            self.changed.set()
+            log.info("engine taken back", extra={"fields": {"engine": engine.url}})
+        else:
+            log.warning("engine taken out", extra={"fields": {"engine": engine.url, "why": why}})
+
+    async def _probe(self, engine: Engine) -> bool:
         assert self.session is not None
         try:
-            async with self.session.get(f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=3)) as resp:
+            timeout = aiohttp.ClientTimeout(total=3)
+            async with self.session.get(f"{engine.url}/readyz", timeout=timeout) as resp:
                 if resp.status != 200:
-                    raise EngineError(f"engine not ready: HTTP {resp.status}")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise EngineError(f"engine unreachable: {exc!r}") from exc
+                    return False
+            if self.headers:
+                # /readyz is open to health checks; /metrics is not: it shows the token is accepted.
+                async with self.session.get(f"{engine.url}/metrics", timeout=timeout) as resp:
+                    return resp.status == 200
+            return True
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
+    async def _probe_loop(self) -> None:
+        """Probe the engines taken out; those that answer are taken back."""
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            down = [engine for engine in self.engines if not engine.up]
+            results = await asyncio.gather(*(self._probe(engine) for engine in down))
+            for engine, ok in zip(down, results, strict=True):
+                if ok:
+                    self._mark(engine, True)
+
+    async def ready(self) -> None:
+        """Ready as soon as one engine answers its readiness probe: an unreachable engine VM
+        must not hold the answer up to its timeout (health checks allow a few seconds)."""
+        assert self.session is not None
+        probes = {asyncio.create_task(self._probe(engine)): engine for engine in self.engines}
+        pending = set(probes)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.result():
+                        self._mark(probes[task], True)
+                        return
+        finally:
+            for task in pending:
+                task.cancel()
+        raise EngineError(f"engine unreachable: no engine ready among {self.url}")
+
+    # -- moves
+    def _pick(self, avoid: set[str]) -> Engine | None:
+        candidates = [engine for engine in self.engines if engine.up and engine.url not in avoid]
+        if not candidates:
+            return None
+        least = min(engine.inflight for engine in candidates)
+        idle = [engine for engine in candidates if engine.inflight == least]
+        return idle[next(self.turn) % len(idle)]
 
     async def move(self, size: int, komi: float, moves: list[list[str]], color: str) -> str:
-        """The engine's move: a vertex, "pass" or "resign". A busy gateway (503) is asked again."""
+        """The engine's move: a vertex, "pass" or "resign".
+
+        Tries the engines up, least busy first; waits for one to come back when none is up;
+        raises EngineError at the deadline or when an engine refuses the position.
+        """
         assert self.session is not None
         body = {"size": size, "komi": komi, "rules": "chinese", "moves": moves, "color": color}
         deadline = time.monotonic() + self.timeout
+        busy: set[str] = set()  # engines whose queue was full on this round
+        last = "engine unreachable: every engine is taken out"
         while True:
-            try:
-                async with self.session.post(
-                    f"{self.url}/move", json=body, timeout=aiohttp.ClientTimeout(total=self.timeout)
-                ) as resp:
-                    if resp.status == 503 and time.monotonic() < deadline:
-                        await asyncio.sleep(min(float(resp.headers.get("Retry-After", "1")), 5.0))
-                        continue
-                    data = await resp.json(content_type=None)
-                    if resp.status != 200:
-                        raise EngineError(f"engine answered HTTP {resp.status}: {data.get('error')}")
-                    return str(data["move"])
-            except (TimeoutError, aiohttp.ClientError, ValueError, KeyError) as exc:
-                raise EngineError(f"engine request failed: {exc!r}") from exc
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EngineError(f"no engine answered within {self.timeout:g} s: {last}")
+            engine = self._pick(busy)
+            if engine is None and not any(e.up for e in self.engines):
+                # Every engine is out: the caller waits and asks again (the backend tells the game's
+                # watchers why the move is late), while the prober takes engines back.
+                raise EngineError(last)
+            if engine is None:
+                # All busy: wait for a change (a request done, an engine back), then retry.
+                self.changed.clear()
+                try:
+                    await asyncio.wait_for(self.changed.wait(), timeout=min(remaining, 1.0))
+                except TimeoutError:
+                    pass
+                busy.clear()
+                continue
+            outcome, answer = await self._ask(engine, body, min(remaining, self.request_timeout))
+            self.metrics.requests.labels(engine.url, outcome).inc()
+            if outcome == "ok":
+                return answer
+            if outcome == "refused":
+                raise PositionRefused(answer)
+            last = f"engine request failed: {engine.url}: {answer}"
+            if outcome == "busy":
+                busy.add(engine.url)
+            else:
+                engine.failures += 1
+                self._mark(engine, False, answer)
+
+    async def _ask(self, engine: Engine, body: dict, timeout: float) -> tuple[str, str]:
+        """One request to one engine: (outcome, move or reason); outcome is ok, busy, refused or failed."""
+        assert self.session is not None
+        engine.inflight += 1
+        try:
+            async with self.session.post(
+                f"{engine.url}/move", json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                data = await resp.json(content_type=None)
+                if resp.status == 200:
+                    return "ok", str(data["move"])
+                error = data.get("error") if isinstance(data, dict) else data
+                if resp.status == 503:
+                    return "busy", f"HTTP 503: {error}"
+                if 400 <= resp.status < 500 and resp.status not in (401, 403):
+                    return "refused", f"engine answered HTTP {resp.status}: {error}"
+                return "failed", f"HTTP {resp.status}: {error}"
+        except (TimeoutError, aiohttp.ClientError, ValueError, KeyError) as exc:
+            return "failed", repr(exc)
+        finally:
+            engine.inflight -= 1
+            self.changed.set()

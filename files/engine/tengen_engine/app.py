@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
@@ -58,6 +59,8 @@ class Settings:
     katago_max_visits: int = 100
     katago_max_time: float = 5.0
     katago_threads: int = 1
+    # Shared secret of the backends ("" = none asked: the same-host Compose network is trusted).
+    token: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +81,7 @@ class Settings:
             katago_max_visits=int(env.get("TENGEN_KATAGO_MAX_VISITS", cls.katago_max_visits)),
             katago_max_time=float(env.get("TENGEN_KATAGO_MAX_TIME", cls.katago_max_time)),
             katago_threads=int(env.get("TENGEN_KATAGO_THREADS", cls.katago_threads)),
+            token=env.get("TENGEN_ENGINE_TOKEN", cls.token),
         )
         if settings.engine not in ("gnugo", "katago"):
             raise SystemExit("TENGEN_ENGINE must be 'gnugo' or 'katago'")
@@ -92,6 +96,8 @@ class Settings:
             raise SystemExit("TENGEN_KATAGO_MAX_TIME must be > 0 and below TENGEN_ENGINE_TIMEOUT")
         if settings.katago_max_visits < 1 or settings.katago_threads < 1:
             raise SystemExit("TENGEN_KATAGO_MAX_VISITS and TENGEN_KATAGO_THREADS must be >= 1")
+        if settings.token and len(settings.token) < 16:
+            raise SystemExit("TENGEN_ENGINE_TOKEN must be at least 16 characters")
         return settings
 
     def argv(self) -> list[str]:
@@ -381,9 +387,36 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": exc.reason}, status=exc.status)
 
 
+# Health checks (the image's HEALTHCHECK, a load balancer) carry no secret: these two answer only
+# "ok"/"ready" and the engine's name, and cost no engine time.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def require_token(token: str):
+    """Refuse (401) every request but OPEN_PATHS that lacks `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(
+                given, expected
+            ):  # constant time: the secret is not guessed byte by byte
+                return web.json_response(
+                    {"error": "a valid Authorization: Bearer token is required"},
+                    status=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await handler(request)
+
+    return check
+
+
 def make_app(settings: Settings) -> web.Application:
     gateway = Gateway(settings)
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+    middlewares = [json_errors] + ([require_token(settings.token)] if settings.token else [])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     app["gateway"] = gateway
     app.on_startup.append(gateway.on_startup)
     app.on_cleanup.append(gateway.on_cleanup)

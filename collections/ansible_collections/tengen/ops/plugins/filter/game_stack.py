@@ -12,9 +12,11 @@ version_added: 0.1.0
 description:
   - Checks the rules that span several variables of the game_stack role and returns one message
     per problem, each naming the variable to fix. An empty list means the configuration is sound.
-  - Rules - production needs a domain and an ACME email; every image reference is well formed and
-    immutable (a tag other than C(latest), or a digest); published ports do not collide; the engine
-    memory limit is at least what the chosen engine needs.
+  - Rules - production needs a domain and an ACME email (full profile only); every image reference
+    is well formed and immutable (a tag other than C(latest), or a digest); published ports do not
+    collide; the engine memory limit is at least what the chosen engine needs; the engine profile
+    needs an engine token; a token has 16 characters or more; engine VM URLs are http(s) URLs
+    with a host and a port.
 options:
   _input:
     description: The configuration, a dict with the keys shown in the example.
@@ -88,8 +90,10 @@ def parse_size(value: Any) -> int | None:
 
 
 def image_problems(images: dict[str, str]) -> list[str]:
+    """Keys are variable names, or image names (backend, engine...) read as game_stack_<name>_image."""
     problems = []
-    for var, ref in sorted(images.items()):
+    for name, ref in sorted(images.items()):
+        var = name if name.startswith("game_stack_") else f"game_stack_{name}_image"
         parsed = parse_image_reference(ref)
         if parsed is None:
             problems.append(f"{var}: {ref!r} is not a valid image reference (expected [registry/]name:tag)")
@@ -117,7 +121,8 @@ def port_problems(ports: dict[str, Any]) -> list[str]:
 def game_stack_problems(config: dict[str, Any]) -> list[str]:
     """Every problem found in the configuration, each message naming the variable to fix."""
     problems: list[str] = []
-    if config.get("environment") == "production":
+    profile = config.get("profile", "full")
+    if config.get("environment") == "production" and profile == "full":
         domain = config.get("domain") or ""
         email = config.get("acme_email") or ""
         if not domain:
@@ -144,6 +149,32 @@ def game_stack_problems(config: dict[str, Any]) -> list[str]:
                 f"game_stack_engine_memory_limit: {config.get('engine_memory_limit')} is below the "
                 f"{minimums[variant]} the {variant} engine needs"
             )
+    problems += engine_link_problems(
+        profile, config.get("engine_token") or "", config.get("engine_remote_urls")
+    )
+    return problems
+
+
+_ENGINE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+:[0-9]{1,5}/?$")
+MIN_TOKEN = 16
+
+
+def engine_link_problems(profile: str, token: str, urls: Any) -> list[str]:
+    """The secret and the addresses that tie a backend to engine VMs."""
+    problems = []
+    if profile == "engine" and not token:
+        problems.append(
+            "game_stack_engine_token: an engine VM is reached over the network and needs the shared secret"
+        )
+    elif token and len(token) < MIN_TOKEN:
+        problems.append(f"game_stack_engine_token: {MIN_TOKEN} characters or more (the gateway refuses less)")
+    if not isinstance(urls, list):
+        urls = [] if urls is None else [urls]
+    for url in urls:
+        if not isinstance(url, str) or not _ENGINE_URL.match(url):
+            problems.append(f"game_stack_engine_remote_urls: {url!r} is not http://HOST:PORT")
+    if urls and not token:
+        problems.append("game_stack_engine_remote_urls: engine VMs need game_stack_engine_token")
     return problems
 
 
