@@ -192,7 +192,7 @@ class EngineClient:
         body = {"size": size, "komi": komi, "rules": "chinese", "moves": moves, "color": color}
         deadline = time.monotonic() + self.timeout
         busy: set[str] = set()  # engines whose queue was full on this round
-        last = "engine unreachable: every engine is taken out"
+        last = "engine request failed: every engine is taken out after failing"
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -139,6 +139,7 @@ def test_the_documentation_parses_and_names_every_option():
     options = json.loads(doc.stdout)[MODULE]["doc"]["options"]
     assert set(options) == {
         "database_url", "direction", "dest", "action", "backup", "source", "backup_dir", "s3",
-        "encryption_key", "encryption_keys", "backend_path", "replace", "batch_rows", "work_dir", "progress_file",
+        "encryption_key", "encryption_keys", "backend_path", "replace", "batch_rows", "work_dir",
+        "progress_file",
     }  # fmt: skip
     assert options["database_url"]["required"] is True
