@@ -17,7 +17,7 @@ description:
   - A field without an equivalent on one Docker engine fails the module, naming the field.
     Deliberate omissions (IAM roles, security groups, TLS certificates) are returned in
     I(not_rehearsed).
-  - Makes only read calls and changes nothing. The plan holds secret values: register it
+  - Makes only read calls and changes nothing. The plan holds secret values, so register it
     with C(no_log).
 version_added: 0.1.0
 author: tengen maintainers
