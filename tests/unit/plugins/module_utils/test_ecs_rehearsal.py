@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.tengen.ops.plugins.module_utils.ecs_rehearsal import (
     RehearsalError,
     datastore,
+    image_reference,
     map_image,
     rehearsed_url,
     secret_id,
@@ -107,6 +108,8 @@ def test_every_service_runs_its_desired_count_from_the_registered_task_definitio
     assert spec["env"]["TENGEN_PORT"] == "8000"
     assert spec["stop_timeout"] == 30
     assert spec["essential"] and spec["restart_policy"] == "always"
+    # No healthCheck in the task definition: ECS ignores the image's HEALTHCHECK, and so does the rehearsal.
+    assert spec["healthcheck"] == {"test": ["NONE"]}
     # The Fargate task size becomes the container's limits.
     assert (spec["cpus"], spec["memory"]) == (0.5, "1024M")
     assert service(plan, "engine")["replicas"][0]["cpus"] == 1.0
@@ -297,6 +300,17 @@ def test_two_credentials_for_one_database_are_refused() -> None:
     snap["secrets"][APP_SECRET] = json.dumps(secret)
     with pytest.raises(RehearsalError, match="named with two different credentials"):
         plan_of(snap)
+
+
+def test_image_references() -> None:
+    assert image_reference("127.0.0.1:5000/tengen-staging/backend:0.1.0") == {
+        "image": "127.0.0.1:5000/tengen-staging/backend:0.1.0",
+        "registry": "127.0.0.1:5000",
+        "repository": "tengen-staging/backend",
+        "reference": "0.1.0",
+    }
+    assert image_reference("r:1/a/b@sha256:ab")["reference"] == "sha256:ab"
+    assert image_reference("r:1/a/b")["reference"] == "latest"
 
 
 def test_secret_ids_and_urls() -> None:

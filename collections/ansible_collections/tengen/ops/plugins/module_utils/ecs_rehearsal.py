@@ -244,6 +244,16 @@ def datastore(name: str, url: str, where: str) -> dict[str, Any] | None:
     return store
 
 
+def image_reference(image: str) -> dict[str, str]:
+    """registry, repository and tag (or digest) of an image reference that names its registry."""
+    registry, _, rest = image.partition("/")
+    if "@" in rest:
+        repository, _, reference = rest.partition("@")
+    else:
+        repository, _, reference = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
+    return {"image": image, "registry": registry, "repository": repository, "reference": reference}
+
+
 def rehearsed_url(url: str) -> str:
     """REDIS_URL as the rehearsal serves it: the rehearsal's Redis speaks no TLS, so rediss:// becomes redis://."""
     parts = urlsplit(url)
@@ -418,6 +428,9 @@ def translate_container(
         spec["working_dir"] = container["workingDirectory"]
     if container.get("healthCheck"):
         spec["healthcheck"] = _health_check(container["healthCheck"], f"{where}.healthCheck")
+    else:
+        # ECS ignores an image's HEALTHCHECK unless the task definition has one: so does the rehearsal.
+        spec["healthcheck"] = {"test": ["NONE"]}
     if not _empty(container.get("memory")):
         spec["memory"] = f"{int(container['memory'])}M"
     if not _empty(container.get("memoryReservation")):

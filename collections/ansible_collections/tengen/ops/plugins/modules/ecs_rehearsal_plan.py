@@ -102,10 +102,10 @@ not_rehearsed:
   type: list
   elements: str
 images:
-  description: Every image the plan pulls, in the rehearsal's registry.
+  description: Every image the plan pulls, with its registry, repository and tag or digest (reference).
   returned: success
   type: list
-  elements: str
+  elements: dict
 """
 
 from typing import Any  # noqa: E402
@@ -114,6 +114,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.tengen.ops.plugins.module_utils.alb_proxy import proxy_config  # noqa: E402
 from ansible_collections.tengen.ops.plugins.module_utils.ecs_rehearsal import (  # noqa: E402
     RehearsalError,
+    image_reference,
     read_snapshot,
     summary,
     translate,
@@ -132,6 +133,7 @@ def plan_from_snapshot(snapshot: dict[str, Any], params: dict[str, Any]) -> dict
     ports = {int(k): int(v) for k, v in params["listener_ports"].items()}
     proxy = proxy_config(snapshot, plan, ports, bind_address=params["bind_address"])
     images = sorted({spec["image"] for service in plan["services"] for spec in service["replicas"]})
+    images = [image_reference(image) for image in images]
     return {
         "plan": plan,
         "proxy": proxy,
