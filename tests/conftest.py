@@ -87,3 +87,31 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_server
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's docker-registry (the CNCF distribution registry) on a free loopback port; yields host:port.
+
+    It stands in for ECR's endpoint: images.yml pushes there (aws_images_registry).
+    """
+    exe = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    assert Path(exe).exists(), (
+        "docker-registry is missing: apt-get install docker-registry (scripts/test-packages.txt)"
+    )
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        "log:\n  level: warn\n"
+    )
+    proc = subprocess.Popen([exe, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v2/")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -25,13 +25,21 @@ class Run:
 
     @property
     def changed(self) -> int:
-        return sum(int(n) for n in re.findall(r"^localhost\s+:.*?changed=(\d+)", self.output, re.M))
+        return sum(int(n) for n in re.findall(r"^\S+\s+:.*?changed=(\d+)", self.output, re.M))
 
 
 def run_playbook(
-    name: str, endpoint: str, extra: dict[str, object] | None = None, check: bool = False, moto: bool = True
+    name: str,
+    endpoint: str,
+    extra: dict[str, object] | None = None,
+    check: bool = False,
+    moto: bool = True,
+    inventories: tuple[Path, ...] = (),
 ) -> Run:
-    """ansible-playbook playbooks/scale-out/<name> against endpoint, with throwaway credentials."""
+    """ansible-playbook playbooks/scale-out/<name> against endpoint, with throwaway credentials.
+
+    `inventories` are added to inventories/aws (the sandbox VM's, for rehearse.yml).
+    """
     env = {
         **ansible_env(),
         "ANSIBLE_NOCOLOR": "1",
@@ -46,6 +54,7 @@ def run_playbook(
         str(ANSIBLE_BIN / "ansible-playbook"),
         "-i",
         str(INVENTORY),
+        *(arg for inventory in inventories for arg in ("-i", str(inventory))),
         str(PLAYBOOKS / name),
         "-e",
         f"scale_out_endpoint_url={endpoint}",

@@ -8,8 +8,6 @@ pulls them back.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import REPO, free_port, wait_for_http
+from tests.conftest import REPO
 from tests.scale_out_run import run_playbook
 
 sys.path.insert(0, str(REPO / "collections"))
@@ -28,30 +26,6 @@ pytestmark = pytest.mark.docker
 STACK = "tengen-staging"
 TAG = "0.1.0-push-test"
 SERVICES = ("backend", "engine", "web")
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exe = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    assert Path(exe).exists(), (
-        "docker-registry is missing: apt-get install docker-registry (scripts/test-packages.txt)"
-    )
-    root = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-        "log:\n  level: warn\n"
-    )
-    proc = subprocess.Popen([exe, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/v2/")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

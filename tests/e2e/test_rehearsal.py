@@ -1,0 +1,234 @@
+"""The rehearsal: the scale-out track against moto_server, then what moto says AWS runs, on the sandbox VM.
+
+images.yml pushes the service images to Debian's docker-registry on a loopback port (standing
+in for ECR), all.yml builds the stack in moto_server, and rehearse.yml runs on the sandbox VM's
+Docker engine every ECS service's replicas as their task definitions say, PostgreSQL and Redis
+where the stack's secret points, and HAProxy configured from the ALB's listeners and target
+groups. The VM reaches the registry, and the test reaches the stand-in ALB, through one SSH
+connection's forwards (-R for the registry, -L for the ALB's HTTPS listener and its statistics).
+
+The track gives every target group the health path /readyz, which the web image does not serve
+(it answers /healthz); until the track sets per-service paths, the test sets the web target
+group's path in moto to /healthz, as the track will.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import boto3
+import pytest
+
+from tests.conftest import REPO, free_port
+from tests.e2e.sandbox import Sandbox
+from tests.scale_out_run import Run, run_playbook
+from tests.unit.conftest import COLLECTIONS
+
+sys.path.insert(0, str(COLLECTIONS))
+from ansible_collections.tengen.ops.plugins.filter.rehearsal import haproxy_servers  # noqa: E402
+
+STACK = "tengen-rehearsal"
+TAG = "0.1.0-rehearsal"
+REGION = "eu-west-1"
+BASE_IMAGE = "tengen/debian:trixie-slim"
+# Service -> (build context, Dockerfile); GNU Go stands in for KataGo in the engine image.
+SOURCES = {
+    "backend": ("files/app", "Dockerfile"),
+    "engine": ("files/engine", "Dockerfile.gnugo"),
+    "web": ("files/web", "Dockerfile"),
+}
+NETWORK = f"{STACK}-rehearsal"
+
+
+@dataclass
+class Deployed:
+    sandbox: Sandbox
+    endpoint: str
+    registry: str
+    alb: str  # http://127.0.0.1:<port> -> the stand-in ALB's HTTPS listener (served as HTTP)
+    stats: str  # its statistics page
+    timings: dict[str, float] = field(default_factory=dict)
+    runs: dict[str, Run] = field(default_factory=dict)
+
+    def rehearse(self, **extra: object) -> Run:
+        return run_playbook(
+            "rehearse.yml",
+            self.endpoint,
+            {"scale_out_stack": STACK, "aws_rehearsal_registry": self.registry, **extra},
+            inventories=(self.sandbox.inventory,),
+        )
+
+    def vm(self, *cmd: str) -> str:
+        run = self.sandbox.exec(*cmd, check=False)
+        assert run.returncode == 0, f"{' '.join(cmd)}:\n{run.stdout.decode()}\n{run.stderr.decode()}"
+        return run.stdout.decode().strip()
+
+    def rehearsal_containers(self) -> list[str]:
+        names = self.vm("docker", "ps", "-a", "--format", "{{.Names}}").split()
+        return sorted(n for n in names if n.startswith(f"{STACK}-"))
+
+
+def aws(endpoint: str, service: str):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="module")
+def deployed(sandbox: Sandbox, registry: str, moto_server: str) -> Iterator[Deployed]:
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    port = registry.rsplit(":", 1)[1]
+    alb_port, stats_port = free_port(), free_port()
+    ssh = sandbox.ssh_args("deploy")
+    tunnel = subprocess.Popen(
+        [*ssh[:-1], "-N", "-o", "ExitOnForwardFailure=yes", "-R", f"127.0.0.1:{port}:127.0.0.1:{port}",
+         "-L", f"127.0.0.1:{alb_port}:127.0.0.1:18443", "-L", f"127.0.0.1:{stats_port}:127.0.0.1:18404",
+         ssh[-1]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while sandbox.exec("curl", "-sf", f"http://127.0.0.1:{port}/v2/", check=False).returncode != 0:
+            assert tunnel.poll() is None, tunnel.stderr.read().decode()
+            assert time.monotonic() < deadline, "the VM does not reach the registry through the SSH tunnel"
+            time.sleep(0.5)
+        # The service images, built from the repository (Docker's cache makes this quick after site.yml).
+        sources = {}
+        for name, (context, dockerfile) in SOURCES.items():
+            tag = f"tengen-rehearsal-e2e/{name}:source"
+            subprocess.run(
+                ["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-f",
+                 str(REPO / context / dockerfile), "-t", tag, str(REPO / context)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            sources[name] = tag
+        timings["images built"] = time.monotonic() - started
+        pushed = run_playbook(
+            "images.yml",
+            moto_server,
+            {"aws_images_registry": registry, "aws_images_sources": sources, "scale_out_image_tag": TAG,
+             "scale_out_stack": STACK},
+            moto=False,
+        )  # fmt: skip
+        assert pushed.rc == 0, pushed.output[-3000:]
+        timings["images pushed"] = time.monotonic() - started
+        cert = aws(moto_server, "acm").request_certificate(DomainName="rehearsal.example.net")[
+            "CertificateArn"
+        ]
+        aws(moto_server, "route53").create_hosted_zone(Name="example.net", CallerReference="tengen-rehearsal")
+        track = run_playbook(
+            "all.yml",
+            moto_server,
+            {"scale_out_certificate_arn": cert, "scale_out_stack": STACK, "scale_out_image_tag": TAG,
+             "scale_out_domain": "rehearsal.example.net", "scale_out_hosted_zone": "example.net"},
+        )  # fmt: skip
+        assert track.rc == 0, track.output[-3000:]
+        timings["all.yml"] = time.monotonic() - started
+        elb = aws(moto_server, "elbv2")
+        web = elb.describe_target_groups(Names=[f"{STACK}-web"])["TargetGroups"][0]
+        elb.modify_target_group(TargetGroupArn=web["TargetGroupArn"], HealthCheckPath="/healthz")
+        yield Deployed(
+            sandbox,
+            moto_server,
+            registry,
+            f"http://127.0.0.1:{alb_port}",
+            f"http://127.0.0.1:{stats_port}",
+            timings,
+        )
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=10)
+        sandbox.exec(
+            "sh", "-c",
+            f"docker ps -aq --filter name=^{STACK}- | xargs -r docker rm -f -v >/dev/null; "
+            f"docker volume ls -q --filter name=^{STACK}- | xargs -r docker volume rm >/dev/null; "
+            f"docker network rm {NETWORK} >/dev/null 2>&1; true",
+            check=False,
+        )  # fmt: skip
+        print(f"rehearsal timings (s since start): {json.dumps({k: round(v) for k, v in timings.items()})}")
+
+
+def test_bad_input_stops_the_rehearsal_before_anything_starts(deployed: Deployed) -> None:
+    missing_stack = deployed.rehearse(scale_out_stack="never-deployed")
+    assert missing_stack.rc != 0
+    assert missing_stack.failed_tasks == ["aws_rehearsal : plan | Stop when the stack cannot be rehearsed"]
+    assert "no active ECS cluster 'never-deployed'" in missing_stack.output
+    assert "run playbooks/scale-out/all.yml first" in missing_stack.output
+    # The ECR host mapped to a path of the registry that holds nothing: every image is missing.
+    account = aws(deployed.endpoint, "sts").get_caller_identity()["Account"]
+    ecr = f"{account}.dkr.ecr.{REGION}.amazonaws.com"
+    elsewhere = deployed.rehearse(aws_rehearsal_registry_map={ecr: f"{deployed.registry}/elsewhere"})
+    assert elsewhere.rc != 0
+    assert elsewhere.failed_tasks == ["aws_rehearsal : check | Stop unless every image is in the registry"]
+    assert f"{deployed.registry}/elsewhere/{STACK}/backend:{TAG}" in elsewhere.output
+    assert deployed.rehearsal_containers() == []
+
+
+@pytest.fixture(scope="module")
+def rehearsed(deployed: Deployed) -> Deployed:
+    started = time.monotonic()
+    run = deployed.rehearse()
+    deployed.timings["rehearse.yml"] = time.monotonic() - started
+    assert run.rc == 0, run.output[-5000:]
+    deployed.runs["first"] = run
+    return deployed
+
+
+def test_every_replica_passes_its_target_groups_health_check(rehearsed: Deployed) -> None:
+    with urllib.request.urlopen(f"{rehearsed.stats}/stats;csv", timeout=10) as resp:
+        servers = haproxy_servers(resp.read().decode())
+    health = {(s["backend"], s["server"]): s["status"] for s in servers}
+    assert health == {
+        (f"{STACK}-backend", f"{STACK}-backend-1"): "UP",
+        (f"{STACK}-backend", f"{STACK}-backend-2"): "UP",
+        (f"{STACK}-web", f"{STACK}-web-1"): "UP",
+    }
+    # Routed as the listener rules say: /api to the backend, the rest to the web client.
+    with urllib.request.urlopen(f"{rehearsed.alb}/", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{rehearsed.alb}/api/games/0000000000000000", timeout=10)
+    assert missing.value.code == 404
+    assert missing.value.headers["Content-Type"].startswith("application/json")
+
+
+def test_each_replica_runs_its_task_definition_with_the_secrets_resolved(rehearsed: Deployed) -> None:
+    inspect = json.loads(rehearsed.vm("docker", "inspect", f"{STACK}-backend-2"))[0]
+    config, host = inspect["Config"], inspect["HostConfig"]
+    assert config["Image"] == f"{rehearsed.registry}/{STACK}/backend:{TAG}"
+    env = dict(item.split("=", 1) for item in config["Env"])
+    secret = json.loads(
+        aws(rehearsed.endpoint, "secretsmanager").get_secret_value(SecretId=f"{STACK}/app")["SecretString"]
+    )
+    assert env["DATABASE_URL"] == secret["DATABASE_URL"]
+    assert env["REDIS_URL"] == secret["REDIS_URL"].replace("rediss://", "redis://", 1)
+    assert env["TENGEN_ENGINE_URL"] == f"http://engine.{STACK}.internal:8001"
+    assert (host["NanoCpus"], host["Memory"]) == (500_000_000, 1024 * 1024 * 1024)  # 512 CPU units, 1024 MiB
+    assert config["StopTimeout"] == 30 and host["LogConfig"]["Type"] == "local"
+    assert config["Healthcheck"]["Test"] == ["NONE"]
+    # The engine's Cloud Map name resolves, on the network, to the engine's replica.
+    engine_ip = rehearsed.vm(
+        "docker",
+        "inspect",
+        "-f",
+        f'{{{{(index .NetworkSettings.Networks "{NETWORK}").IPAddress}}}}',
+        f"{STACK}-engine-1",
+    )
+    resolved = rehearsed.vm(
+        "docker", "exec", f"{STACK}-backend-1", "python3", "-c",
+        f"import socket; print(socket.gethostbyname('engine.{STACK}.internal'))",
+    )  # fmt: skip
+    assert resolved == engine_ip
