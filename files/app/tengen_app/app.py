@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 
 from .engine import EngineClient, EngineError
+from .maintenance import Maintenance, MaintenanceOn, maintenance_message
 from .pubsub import LocalPubSub, make_pubsub
 from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
 from .store import Conflict, GameRecord, Store, make_store
@@ -39,6 +40,7 @@ class Settings:
     redis_url: str | None = None
     engine_url: str = "http://engine:8001"
     engine_timeout: float = 60.0
+    maintenance_file: str = ""  # "" = maintenance.json beside the SQLite database (the data volume)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,7 +52,11 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             engine_url=env.get("TENGEN_ENGINE_URL", cls.engine_url),
             engine_timeout=float(env.get("TENGEN_ENGINE_TIMEOUT", "60")),
+            maintenance_file=env.get("TENGEN_MAINTENANCE_FILE", ""),
         )
+
+    def maintenance_path(self) -> str:
+        return self.maintenance_file or os.path.join(os.path.dirname(self.db_path), "maintenance.json")
 
 
 class Metrics:
@@ -115,6 +121,7 @@ class Service:
         # Writes to one game are serialised within a replica; striped locks keep the set bounded.
         self.locks = [asyncio.Lock() for _ in range(64)]
         self.stopping = False
+        self.maintenance = Maintenance(self, settings.maintenance_path())
 
     # -- life cycle
     async def on_startup(self, app: web.Application) -> None:
@@ -122,6 +129,7 @@ class Service:
         await self.store.migrate()
         await self.pubsub.start()
         await self.engine.start()
+        self.maintenance.start()
 
     async def on_shutdown(self, app: web.Application) -> None:
         """SIGTERM: the listener is closed; ask the WebSockets to reconnect elsewhere, finish writes."""
@@ -140,6 +148,7 @@ class Service:
                 task.cancel()
 
     async def on_cleanup(self, app: web.Application) -> None:
+        await self.maintenance.stop()
         await self.engine.stop()
         await self.pubsub.stop()
         await self.store.close()
@@ -153,7 +162,7 @@ class Service:
 
     async def apply(self, game_id: str, token: str | None, vertex: str, by: str = "player") -> dict:
         """Play, pass or resign for the colour the token stands for (or the AI), and tell the watchers."""
-        async with self.locks[hash(game_id) % len(self.locks)]:
+        async with self.lock_of(game_id):
             for _ in range(5):
                 rec, game = await self.load(game_id)
                 color = rec.ai_color if by == "ai" else self.color_of(rec, token)
@@ -164,6 +173,7 @@ class Service:
                 except IllegalMove as exc:
                     raise bad_request(web.HTTPConflict, str(exc)) from None
                 rec.moves, rec.result = game.moves, game.result
+                self.maintenance.refuse_writes()  # under the game's lock: see Maintenance
                 try:
                     await self.store.update(rec)
                 except Conflict:
@@ -176,6 +186,9 @@ class Service:
         await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
         self.maybe_ai(rec, game)
         return data
+
+    def lock_of(self, game_id: str) -> asyncio.Lock:
+        return self.locks[hash(game_id) % len(self.locks)]
 
     @staticmethod
     def color_of(rec: GameRecord, token: str | None) -> str:
@@ -191,6 +204,8 @@ class Service:
         if self.stopping or rec.opponent != "ai" or game.finished or game.to_play != rec.ai_color:
             return
         if rec.id in self.ai_tasks:
+            return
+        if self.maintenance.defer_ai(rec.id):
             return
         task = asyncio.create_task(self.ai_move(rec.id))
         self.ai_tasks[rec.id] = task
@@ -222,6 +237,9 @@ class Service:
                 continue  # the position moved on while the engine thought (another replica answered)
             try:
                 await self.apply(game_id, None, move, by="ai")
+            except MaintenanceOn:
+                log.info("engine move dropped: maintenance", extra={"fields": {"game": game_id}})
+                self.maintenance.defer_ai(game_id)  # asked again when maintenance ends
             except web.HTTPException as exc:
                 log.warning(
                     "engine move refused", extra={"fields": {"game": game_id, "move": move, "why": exc.text}}
@@ -273,7 +291,9 @@ class Service:
             created_at=now,
             updated_at=now,
         )
-        await self.store.create(rec)
+        async with self.lock_of(rec.id):
+            self.maintenance.refuse_writes()
+            await self.store.create(rec)
         game = Game(size, rec.komi)
         self.maybe_ai(rec, game)
         log.info("game created", extra={"fields": {"game": rec.id, "size": size, "opponent": opponent}})
@@ -325,6 +345,8 @@ class Service:
         self.pubsub.subscribe(rec.id, send)
         try:
             await ws.send_str(json.dumps({"type": "game", "game": view(rec, game)}))
+            if (notice := self.maintenance.flag.read()) is not None:
+                await ws.send_str(maintenance_message(notice))
             self.maybe_ai(rec, game)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and msg.data == "ping":
@@ -355,6 +377,11 @@ class Service:
             return web.json_response({"status": "unready", "reasons": reasons}, status=503)
         return web.json_response({"status": "ready"})
 
+    async def maintenance_view(self, request: web.Request) -> web.Response:
+        """This replica's state: active once it refuses every write and none is in flight."""
+        notice = self.maintenance.active
+        return web.json_response({"active": notice is not None, **(notice.as_dict() if notice else {})})
+
     async def metrics_view(self, request: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(self.metrics.registry))
         resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
@@ -366,6 +393,8 @@ class Service:
         route = resource.canonical if resource is not None else "unmatched"
         started = time.monotonic()
         try:
+            if request.method not in ("GET", "HEAD", "OPTIONS") and request.path.startswith("/api/"):
+                self.maintenance.refuse_writes()  # early, before the body is read
             resp = await handler(request)
             status = resp.status
         except web.HTTPException as exc:
@@ -434,4 +463,5 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", service.healthz)
     app.router.add_get("/readyz", service.readyz)
     app.router.add_get("/metrics", service.metrics_view)
+    app.router.add_get("/maintenance", service.maintenance_view)
     return app
