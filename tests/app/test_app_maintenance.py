@@ -238,3 +238,26 @@ def test_two_replicas_on_postgresql_both_refuse(
     finally:
         one.stop()
         two.stop()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "retry_after"),
+    [
+        (b'{"reason": "disk swap", "retry_after": 60}', "disk swap", 60),
+        (b"", "scheduled maintenance", 300),
+        (b"{not json", "scheduled maintenance", 300),
+        (b'["a list"]', "scheduled maintenance", 300),
+        (b'{"reason": " ", "retry_after": -5}', "scheduled maintenance", 300),
+        (b'{"retry_after": true}', "scheduled maintenance", 300),
+    ],
+)
+def test_any_flag_file_means_maintenance(tmp_path: Path, raw: bytes, reason: str, retry_after: int) -> None:
+    from tengen_app.maintenance import Flag
+
+    flag = Flag(str(tmp_path / "maintenance.json"))
+    assert flag.read() is None
+    (tmp_path / "maintenance.json").write_bytes(raw)
+    notice = flag.read()
+    assert notice is not None and (notice.reason, notice.retry_after) == (reason, retry_after)
+    (tmp_path / "maintenance.json").unlink()
+    assert flag.read() is None
