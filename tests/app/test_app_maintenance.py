@@ -138,31 +138,39 @@ def test_websockets_are_told_and_stay_open(flagged: tuple[Server, Path]) -> None
 
 
 def test_writes_racing_the_switch_are_whole_or_refused(flagged: tuple[Server, Path]) -> None:
-    """Many moves in flight while the flag appears: each answered 200 is stored, each 503 is not."""
+    """Players keep moving while the flag appears: each move answered 200 is stored, none after."""
     server, flag = flagged
-    games = [create(server, size=9, opponent="human") for _ in range(12)]
-    moves = ["E5", "C3", "G7", "C7", "G3", "E3", "E7", "C5"]
+    games = [create(server, size=19, opponent="human") for _ in range(8)]
+    # Black fills the board from the bottom row, White from the top: no stone ever touches another
+    # colour within the moves played here, so every move is legal until maintenance refuses it.
+    columns = "ABCDEFGHJKLMNOPQRST"
+    black = [f"{c}{row}" for row in range(1, 10) for c in columns]
+    white = [f"{c}{row}" for row in range(19, 10, -1) for c in columns]
+    accepted_so_far = []
 
     def play_game(index: int) -> list[tuple[str, int]]:
         game, tokens = games[index]
         answers = []
-        for n, move in enumerate(moves):
+        for n in range(len(black) + len(white)):
+            move = black[n // 2] if n % 2 == 0 else white[n // 2]
             status, _ = play(server, game["id"], tokens["BW"[n % 2]], move)
             answers.append((move, status))
             if status != 200:
                 break
+            accepted_so_far.append(move)
         return answers
 
-    with ThreadPoolExecutor(12) as pool:
+    with ThreadPoolExecutor(len(games)) as pool:
         futures = [pool.submit(play_game, i) for i in range(len(games))]
-        time.sleep(0.15)
+        while len(accepted_so_far) < 40:  # switch while every player is in the middle of a game
+            assert not any(f.done() for f in futures), [f.result() for f in futures if f.done()]
+            time.sleep(0.01)
         switch(flag, True)
-        results = [f.result() for f in futures]
+        results = [f.result(timeout=60) for f in futures]
     wait_state(server, True)
 
-    statuses = {status for answers in results for _, status in answers}
-    assert statuses <= {200, 503} and 503 in statuses, results
     for (game, _), answers in zip(games, results, strict=True):
+        assert answers[-1][1] == 503 and {status for _, status in answers[:-1]} <= {200}, answers
         accepted = [move for move, status in answers if status == 200]
         status, data = request("GET", f"{server.url}/api/games/{game['id']}")
         assert status == 200
@@ -186,13 +194,16 @@ def test_an_ai_move_pending_at_the_switch_is_not_written(tmp_path: Path) -> None
             wait_state(server, True)
         finally:
             engine.proc.send_signal(signal.SIGCONT)
-        time.sleep(2)  # the engine answers within this at level 1; the backend must not write it
-        status, data = request("GET", f"{server.url}/api/games/{game['id']}")
-        assert status == 200 and data["moves"] == [["B", "E5"]] and data["version"] == 1
-        assert any(
+        # The engine answers once resumed; the backend reaches its write check and drops the move.
+        deadline = time.monotonic() + 30
+        while not any(
             json.loads(line).get("msg") == "engine move dropped: maintenance"
             for line in server.output().splitlines()
-        ), "the engine's answer never reached the write check"
+        ):
+            assert time.monotonic() < deadline, "the engine's answer never reached the write check"
+            time.sleep(0.1)
+        status, data = request("GET", f"{server.url}/api/games/{game['id']}")
+        assert status == 200 and data["moves"] == [["B", "E5"]] and data["version"] == 1
 
         switch(flag, False)
         wait_state(server, False)
