@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 let current = null; // {id, token, game}
 let socket = null;
 let retry = 0;
+let maintenance = null; // {reason, retry_after} while the service refuses changes
 
 function vertex(x, y, size) { return COLUMNS[x] + (size - y); }
 function point(v, size) { return [COLUMNS.indexOf(v[0]), size - parseInt(v.slice(1), 10)]; }
@@ -62,7 +63,7 @@ function render(game) {
   }
   const mine = myColor(game);
   const myTurn = game.status === "active" && game.to_play === mine;
-  if (myTurn) {
+  if (myTurn && !maintenance) {
     game.board.forEach((row, y) => [...row].forEach((c, x) => {
       if (c !== ".") return;
       const hit = el("rect", { class: "hit", x: x - 0.5, y: y - 0.5, width: 1, height: 1 }, svg);
@@ -74,7 +75,7 @@ function render(game) {
     ? `Game over: ${game.result}` + (game.score ? ` (B ${game.score.black}, W ${game.score.white})` : "")
     : (myTurn ? "Your move" : `${name[game.to_play]} to play`) + ` · you are ${name[mine]}`;
   $("captures").textContent = `captures B ${game.captures.B} · W ${game.captures.W}`;
-  $("pass").disabled = $("resign").disabled = !myTurn;
+  $("pass").disabled = $("resign").disabled = !myTurn || Boolean(maintenance);
   $("sgf").href = `/api/games/${game.id}/sgf`;
 }
 
@@ -100,6 +101,17 @@ async function act(path, body) {
   }
 }
 
+// The server is read-only for a while: the board stays live, the move controls wait.
+function setMaintenance(notice) {
+  maintenance = notice;
+  document.body.classList.toggle("maintenance", Boolean(notice));
+  $("new-game").querySelector("button[type=submit]").disabled = Boolean(notice);
+  say(notice
+    ? `Maintenance: ${notice.reason}. Your game is kept; moves are paused (back in about ${Math.ceil(notice.retry_after / 60)} min).`
+    : "");
+  if (current && current.game) render(current.game);
+}
+
 function connect() {
   if (socket) socket.close();
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -114,6 +126,8 @@ function connect() {
       say(`The AI's move is late (${data.reason}); asking again in ${Math.round(data.retry_in)} s`);
     } else if (data.type === "error") {
       say(data.error);
+    } else if (data.type === "maintenance") {
+      setMaintenance(data.active ? data : null);
     }
   };
   ws.onclose = () => {

@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 
 from .engine import EngineClient, EngineError, parse_urls
+from .maintenance import Maintenance, MaintenanceOn, maintenance_message
 from .pubsub import LocalPubSub, make_pubsub
 from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
 from .store import Conflict, GameRecord, Store, make_store
@@ -46,6 +47,7 @@ class Settings:
     engine_token: str = ""
     engine_request_timeout: float = 35.0
     engine_probe_interval: float = 2.0
+    maintenance_file: str = ""  # "" = maintenance.json beside the SQLite database (the data volume)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,7 +64,11 @@ class Settings:
             engine_token=env.get("TENGEN_ENGINE_TOKEN", ""),
             engine_request_timeout=float(env.get("TENGEN_ENGINE_REQUEST_TIMEOUT", "35")),
             engine_probe_interval=float(env.get("TENGEN_ENGINE_PROBE_INTERVAL", "2")),
+            maintenance_file=env.get("TENGEN_MAINTENANCE_FILE", ""),
         )
+
+    def maintenance_path(self) -> str:
+        return self.maintenance_file or os.path.join(os.path.dirname(self.db_path), "maintenance.json")
 
 
 class Metrics:
@@ -148,6 +154,7 @@ class Service:
         # engine outage must not take every backend out of the load balancer), the games show it.
         self.engine_status: dict[str, str | None] = {"status": "unknown", "reason": None}
         self.engine_probe: asyncio.Task | None = None
+        self.maintenance = Maintenance(self, settings.maintenance_path())
 
     # -- life cycle
     async def on_startup(self, app: web.Application) -> None:
@@ -187,6 +194,7 @@ class Service:
         if rec.opponent == "ai":
             data["engine"] = dict(self.engine_status)
         return data
+        self.maintenance.start()
 
     async def on_shutdown(self, app: web.Application) -> None:
         """SIGTERM: the listener is closed; ask the WebSockets to reconnect elsewhere, finish writes."""
@@ -207,6 +215,7 @@ class Service:
     async def on_cleanup(self, app: web.Application) -> None:
         if self.engine_probe is not None:
             self.engine_probe.cancel()
+        await self.maintenance.stop()
         await self.engine.stop()
         await self.pubsub.stop()
         await self.store.close()
@@ -220,7 +229,7 @@ class Service:
 
     async def apply(self, game_id: str, token: str | None, vertex: str, by: str = "player") -> dict:
         """Play, pass or resign for the colour the token stands for (or the AI), and tell the watchers."""
-        async with self.locks[hash(game_id) % len(self.locks)]:
+        async with self.lock_of(game_id):
             for _ in range(5):
                 rec, game = await self.load(game_id)
                 color = rec.ai_color if by == "ai" else self.color_of(rec, token)
@@ -231,6 +240,7 @@ class Service:
                 except IllegalMove as exc:
                     raise bad_request(web.HTTPConflict, str(exc)) from None
                 rec.moves, rec.result = game.moves, game.result
+                self.maintenance.refuse_writes()  # under the game's lock: see Maintenance
                 try:
                     await self.store.update(rec)
                 except Conflict:
@@ -243,6 +253,9 @@ class Service:
         await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
         self.maybe_ai(rec, game)
         return data
+
+    def lock_of(self, game_id: str) -> asyncio.Lock:
+        return self.locks[hash(game_id) % len(self.locks)]
 
     @staticmethod
     def color_of(rec: GameRecord, token: str | None) -> str:
@@ -258,6 +271,8 @@ class Service:
         if self.stopping or rec.opponent != "ai" or game.finished or game.to_play != rec.ai_color:
             return
         if rec.id in self.ai_tasks:
+            return
+        if self.maintenance.defer_ai(rec.id):
             return
         task = asyncio.create_task(self.ai_move(rec.id))
         self.ai_tasks[rec.id] = task
@@ -302,6 +317,9 @@ class Service:
                 continue  # the position moved on while the engine thought (another replica answered)
             try:
                 await self.apply(game_id, None, move, by="ai")
+            except MaintenanceOn:
+                log.info("engine move dropped: maintenance", extra={"fields": {"game": game_id}})
+                self.maintenance.defer_ai(game_id)  # asked again when maintenance ends
             except web.HTTPException as exc:
                 log.warning(
                     "engine move refused", extra={"fields": {"game": game_id, "move": move, "why": exc.text}}
@@ -354,7 +372,9 @@ class Service:
             created_at=now,
             updated_at=now,
         )
-        await self.store.create(rec)
+        async with self.lock_of(rec.id):
+            self.maintenance.refuse_writes()
+            await self.store.create(rec)
         game = Game(size, rec.komi)
         self.maybe_ai(rec, game)
         log.info("game created", extra={"fields": {"game": rec.id, "size": size, "opponent": opponent}})
@@ -406,6 +426,8 @@ class Service:
         self.pubsub.subscribe(rec.id, send)
         try:
             await ws.send_str(json.dumps({"type": "game", "game": self.view(rec, game)}))
+            if (notice := self.maintenance.flag.read()) is not None:
+                await ws.send_str(maintenance_message(notice))
             self.maybe_ai(rec, game)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and msg.data == "ping":
@@ -440,6 +462,11 @@ class Service:
             )
         return web.json_response({"status": "ready", "engine": self.engine_status["status"]})
 
+    async def maintenance_view(self, request: web.Request) -> web.Response:
+        """This replica's state: active once it refuses every write and none is in flight."""
+        notice = self.maintenance.active
+        return web.json_response({"active": notice is not None, **(notice.as_dict() if notice else {})})
+
     async def metrics_view(self, request: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(self.metrics.registry))
         resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
@@ -451,6 +478,8 @@ class Service:
         route = resource.canonical if resource is not None else "unmatched"
         started = time.monotonic()
         try:
+            if request.method not in ("GET", "HEAD", "OPTIONS") and request.path.startswith("/api/"):
+                self.maintenance.refuse_writes()  # early, before the body is read
             resp = await handler(request)
             status = resp.status
         except web.HTTPException as exc:
@@ -519,4 +548,5 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", service.healthz)
     app.router.add_get("/readyz", service.readyz)
     app.router.add_get("/metrics", service.metrics_view)
+    app.router.add_get("/maintenance", service.maintenance_view)
     return app
