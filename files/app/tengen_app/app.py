@@ -162,6 +162,7 @@ class Service:
         await self.store.migrate()
         await self.pubsub.start()
         await self.engine.start()
+        self.maintenance.start()
         # Once before serving (at most the probe's 3 s timeout), so that the state is known.
         await self.probe_engine_once()
         self.engine_probe = asyncio.create_task(self.probe_engine())
@@ -194,7 +195,6 @@ class Service:
         if rec.opponent == "ai":
             data["engine"] = dict(self.engine_status)
         return data
-        self.maintenance.start()
 
     async def on_shutdown(self, app: web.Application) -> None:
         """SIGTERM: the listener is closed; ask the WebSockets to reconnect elsewhere, finish writes."""
