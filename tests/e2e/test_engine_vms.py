@@ -20,7 +20,8 @@ from tests.conftest import REPO, free_port
 from tests.e2e.conftest import STATE_DIR, kept_ports, tail
 from tests.e2e.sandbox import Sandbox, run_playbook
 from tests.e2e.test_site import tcp_probe
-from tests.stack_checks import SteadyLoad, https_context, play_vs_ai
+from tests.player_load import PlayerLoad
+from tests.stack_checks import https_context, play_vs_ai
 
 # One /24 per checkout, so that two checkouts' networks do not overlap.
 _NET = int(hashlib.sha256(str(STATE_DIR).encode()).hexdigest()[:4], 16) % 200 + 20
@@ -216,14 +217,13 @@ def test_the_engine_vm_refuses_a_request_without_the_secret(sandbox: Sandbox, en
 def test_a_stopped_engine_vm_is_worked_around_and_used_again_when_back(
     sandbox: Sandbox, engine_vm: EngineVm, base, ctx
 ) -> None:
-    first = play_vs_ai(base, ctx, "E5")
     subprocess.run(["docker", "stop", "-t", "5", engine_vm.container], check=True, capture_output=True)
     try:
-        with SteadyLoad(base, ctx, first.game_id) as load:
+        with PlayerLoad(base, ctx) as load:
             for move in ("C3", "G7", "D4", "F6"):
                 play_vs_ai(base, ctx, move)  # answered by the game VM's own engine meanwhile
-        assert load.total > 20
-        assert load.failures == [], load.failures[:5]
+        assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
+        assert load.report.moves > 20 and load.report.ai_replies > 0
         assert engine_vm_up(sandbox) == 0
     finally:
         subprocess.run(["docker", "start", engine_vm.container], check=True, capture_output=True)
