@@ -12,7 +12,12 @@ from tests.conftest import REPO
 
 
 def run_module(
-    module: str, args: dict, check: bool = False, verbosity: int = 0, timeout: float = 120
+    module: str,
+    args: dict,
+    check: bool = False,
+    verbosity: int = 0,
+    timeout: float = 120,
+    extra: tuple[str, ...] = (),
 ) -> tuple[dict, str]:
     """The module's result for localhost and the whole output (to look for leaked secrets)."""
     env = {
@@ -35,6 +40,7 @@ def run_module(
         "-a",
         json.dumps(args),
     ]
+    cmd += extra
     if check:
         cmd.append("--check")
     if verbosity:
@@ -42,3 +48,11 @@ def run_module(
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     output, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{") :])
     return output["plays"][0]["tasks"][0]["hosts"]["localhost"], proc.stdout + proc.stderr
+
+
+def template(expr: str, *extra: str) -> object:
+    """What Ansible makes of a Jinja expression on localhost (through ansible.builtin.debug);
+    `extra` are more ansible arguments, such as -e with variables."""
+    result, output = run_module("ansible.builtin.debug", {"msg": expr}, extra=extra)
+    assert "msg" in result and not result.get("failed"), output[-3000:]
+    return result["msg"]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible_collections.tengen.ops.plugins.action.change_lock import process_start
+from ansible_collections.tengen.ops.plugins.action.change_lock import run_record
 
 from tests.e2e.sandbox import ANSIBLE_BIN, ansible_env
 
@@ -68,16 +68,8 @@ def play(tmp_path: Path):
 
 
 def holder_record(pid: int, controller: str | None = None, playbook: str = "deploy.yml") -> dict:
-    controller = controller or socket.gethostname()
-    user = getpass.getuser()
-    return {
-        "token": f"{user}@{controller}:{pid}:{process_start(pid) or 0}",
-        "user": user,
-        "controller": controller,
-        "pid": pid,
-        "playbook": playbook,
-        "since": "2026-12-02T10:00:00Z",
-    }
+    record = run_record(pid, controller or socket.gethostname(), getpass.getuser())
+    return {**record, "playbook": playbook, "since": "2026-12-02T10:00:00Z"}
 
 
 def test_a_free_lock_is_taken_and_given_back_without_reporting_a_change(play):

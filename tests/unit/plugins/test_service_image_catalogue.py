@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from ansible_collections.tengen.ops.plugins.lookup.service_images import service_images
 from ansible_collections.tengen.ops.plugins.lookup.tree_digest import tree_digest
+
+from tests.module_runner import template
 
 REPO = Path(__file__).resolve().parents[3]
 FILES = REPO / "files"
@@ -39,41 +38,10 @@ def test_an_unknown_engine_variant_is_refused() -> None:
         service_images(str(FILES), "leela")
 
 
-def _debug(expr: str, *extra: str) -> object:
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible"),
-            "localhost",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            f"msg={expr}",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "true",
-        },
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    document, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{") :])
-    return document["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
-
-
 @pytest.mark.parametrize("variant", ["katago", "gnugo"])
 def test_game_stack_reads_the_catalogue_through_the_lookup(variant) -> None:
     """game_stack's __game_stack_builds, rendered by Ansible from the role's vars, is the catalogue."""
-    builds = _debug(
+    builds = template(
         "{{ __game_stack_builds }}",
         "-e",
         f"@{REPO / 'roles' / 'game_stack' / 'vars' / 'main.yml'}",

@@ -25,17 +25,19 @@ def process_start(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has ended, only not been reaped
 
 
-def this_run() -> dict[str, Any]:
-    """The ansible-playbook process of this run: task workers are forked from it."""
-    pid = os.getppid()
-    controller = socket.gethostname()
-    user = getpass.getuser()
+def run_record(pid: int, controller: str, user: str) -> dict[str, Any]:
+    """Who a run is: its token names the process and when it started, so a reused pid differs."""
     return {
         "token": f"{user}@{controller}:{pid}:{process_start(pid) or 0}",
         "user": user,
         "controller": controller,
         "pid": pid,
     }
+
+
+def this_run() -> dict[str, Any]:
+    """The ansible-playbook process of this run: task workers are forked from it."""
+    return run_record(os.getppid(), socket.gethostname(), getpass.getuser())
 
 
 def run_is_dead(holder: dict[str, Any], me: dict[str, Any]) -> bool:
