@@ -7,9 +7,8 @@ where the stack's secret points, and HAProxy configured from the ALB's listeners
 groups. The VM reaches the registry, and the test reaches the stand-in ALB, through one SSH
 connection's forwards (-R for the registry, -L for the ALB's HTTPS listener and its statistics).
 
-The track gives every target group the health path /readyz, which the web image does not serve
-(it answers /healthz); until the track sets per-service paths, the test sets the web target
-group's path in moto to /healthz, as the track will.
+Each target group is health-checked on its own service's path (web /healthz, backend /readyz), as
+the track sets them.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from tests.unit.conftest import COLLECTIONS
 
 sys.path.insert(0, str(COLLECTIONS))
 from ansible_collections.tengen.ops.plugins.filter.rehearsal import haproxy_servers  # noqa: E402
+from ansible_collections.tengen.ops.plugins.lookup.service_images import service_images  # noqa: E402
 
 STACK = "tengen-rehearsal"
 TAG = "0.1.0-rehearsal"
@@ -105,22 +105,21 @@ def deployed(sandbox: Sandbox, registry: str, moto_server: str) -> Iterator[Depl
             assert tunnel.poll() is None, tunnel.stderr.read().decode()
             assert time.monotonic() < deadline, "the VM does not reach the registry through the SSH tunnel"
             time.sleep(0.5)
-        # The service images, built from the repository (Docker's cache makes this quick after site.yml).
-        sources = {}
+        # The service images, built from the repository (Docker's cache makes this quick after
+        # site.yml) and named as the catalogue names them, so images.yml pushes them as they are;
+        # the engine is GNU Go's image under the KataGo image's name (KataGo cannot be built here).
+        catalogue = service_images(str(REPO / "files"))
         for name, (context, dockerfile) in SOURCES.items():
-            tag = f"tengen-rehearsal-e2e/{name}:source"
             subprocess.run(
                 ["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-f",
-                 str(REPO / context / dockerfile), "-t", tag, str(REPO / context)],
+                 str(REPO / context / dockerfile), "-t", catalogue[name]["image"], str(REPO / context)],
                 check=True, capture_output=True,
             )  # fmt: skip
-            sources[name] = tag
         timings["images built"] = time.monotonic() - started
         pushed = run_playbook(
             "images.yml",
             moto_server,
-            {"aws_images_registry": registry, "aws_images_sources": sources, "scale_out_image_tag": TAG,
-             "scale_out_stack": STACK},
+            {"aws_images_registry": registry, "scale_out_image_tag": TAG, "scale_out_stack": STACK},
             moto=False,
         )  # fmt: skip
         assert pushed.rc == 0, pushed.output[-3000:]
@@ -137,9 +136,8 @@ def deployed(sandbox: Sandbox, registry: str, moto_server: str) -> Iterator[Depl
         )  # fmt: skip
         assert track.rc == 0, track.output[-3000:]
         timings["all.yml"] = time.monotonic() - started
-        elb = aws(moto_server, "elbv2")
-        web = elb.describe_target_groups(Names=[f"{STACK}-web"])["TargetGroups"][0]
-        elb.modify_target_group(TargetGroupArn=web["TargetGroupArn"], HealthCheckPath="/healthz")
+        web = aws(moto_server, "elbv2").describe_target_groups(Names=[f"{STACK}-web"])["TargetGroups"][0]
+        assert web["HealthCheckPath"] == "/healthz"
         yield Deployed(
             sandbox,
             moto_server,
