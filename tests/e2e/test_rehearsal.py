@@ -230,3 +230,41 @@ def test_each_replica_runs_its_task_definition_with_the_secrets_resolved(rehears
         f"import socket; print(socket.gethostbyname('engine.{STACK}.internal'))",
     )  # fmt: skip
     assert resolved == engine_ip
+
+
+# Runs inside a backend replica (its image has aiohttp): a game against the AI created and played
+# through one replica, watched over a WebSocket held on the other.
+ACROSS_REPLICAS = r"""
+import asyncio, json, sys
+import aiohttp
+one, other = sys.argv[1:3]
+async def main():
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"http://{one}:8000/api/games", json={"size": 9, "opponent": "ai"}) as r:
+            created = await r.json()
+        game, token = created["game"]["id"], created["tokens"]["B"]
+        async with s.ws_connect(f"http://{other}:8000/ws/games/{game}") as ws:
+            first = json.loads((await ws.receive(timeout=10)).data)["game"]["moves"]
+            move = {"move": "E5", "token": token}
+            async with s.post(f"http://{one}:8000/api/games/{game}/moves", json=move) as r:
+                assert r.status == 200, await r.text()
+            seen = []
+            while not seen or len(seen[-1]) < 2:
+                data = json.loads((await ws.receive(timeout=60)).data)
+                if data.get("type") == "game":
+                    seen.append(data["game"]["moves"])
+    print(json.dumps({"first": first, "seen": seen}))
+asyncio.run(main())
+"""
+
+
+def test_moves_through_one_replica_reach_a_websocket_on_the_other_through_redis(rehearsed: Deployed) -> None:
+    one, other = f"{STACK}-backend-1", f"{STACK}-backend-2"
+    run = rehearsed.sandbox.exec(
+        "docker", "exec", "-i", one, "python3", "-", one, other, input=ACROSS_REPLICAS.encode(), check=False
+    )
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    result = json.loads(run.stdout.decode().strip().splitlines()[-1])
+    assert result["first"] == []
+    assert result["seen"][0] == [["B", "E5"]]  # the move made on one replica, pushed on the other
+    assert result["seen"][-1][0] == ["B", "E5"] and result["seen"][-1][1][0] == "W"  # the AI's reply too
