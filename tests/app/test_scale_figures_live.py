@@ -148,3 +148,33 @@ def test_the_timer_keeps_a_rolling_window(backend: Server, engine: Server, tmp_p
     # After a gap longer than max_gap (the timer was off), no sample averages over the gap.
     assert sampler.record(tmp_path, now(first["time"] + 60 + 7200), 7, 3600) is None
     assert len(window.read_text().splitlines()) == 1
+
+
+def test_an_engine_with_a_shared_secret_is_read_with_the_secret_from_its_container(tmp_path: Path) -> None:
+    """An engine VM's gateway (and the game VM's, once engine VMs exist) shows /metrics only to the
+    secret, which the figures take from the container's environment, as docker inspect gives it."""
+    import urllib.error
+
+    sys.path.insert(0, str(REPO / "collections"))
+    from ansible_collections.tengen.ops.plugins.module_utils.scale_figures import scrape, target
+
+    from tests.service_servers import start_engine
+
+    secret = "s" * 24
+    engine = start_engine(tmp_path, TENGEN_ENGINE_TOKEN=secret)
+    try:
+        host, port = engine.url.removeprefix("http://").split(":")
+        inspected = {
+            "Name": "/tengen-engine-1",
+            "State": {"Pid": engine.proc.pid},
+            "NetworkSettings": {"Networks": {"tengen_default": {"IPAddress": host}}},
+            "Config": {"Env": ["PATH=/usr/bin", f"TENGEN_ENGINE_TOKEN={secret}"]},
+        }
+        found = target(inspected, int(port))
+        assert found["token"] == secret
+        assert "tengen_engine_queue_wait_seconds" in scrape(found["url"], found["token"])
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            scrape(found["url"])
+        assert refused.value.code == 401
+    finally:
+        engine.stop()

@@ -185,9 +185,18 @@ def proc(pid: int) -> dict[str, float]:
     return {"cpu_seconds": cpu, "rss_mb": rss}
 
 
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (a URL the playbook built)
+def scrape(url: str, token: str = "") -> str:
+    # An engine with a shared secret (TENGEN_ENGINE_TOKEN) shows its /metrics only with it.
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (a URL the playbook built)
         return resp.read().decode()
+
+
+def _token(item: dict) -> str:
+    """The engine's shared secret, from its container's environment (empty when it asks none)."""
+    env = (item.get("Config") or {}).get("Env") or []
+    return next((e.split("=", 1)[1] for e in env if e.startswith("TENGEN_ENGINE_TOKEN=")), "")
 
 
 def target(item: dict, port: int) -> dict:
@@ -203,14 +212,14 @@ def target(item: dict, port: int) -> dict:
         raise ValueError(f"{item.get('Name', item)!r}: neither url and pid nor a running container") from None
     if pid <= 0:
         raise ValueError(f"{item.get('Name')}: the container is not running")
-    return {"url": f"http://{address}:{port}/metrics", "pid": pid}
+    return {"url": f"http://{address}:{port}/metrics", "pid": pid, "token": _token(item)}
 
 
 def reading(backend: list[dict], engine: dict) -> dict:
     return {
         "time": time.time(),
         "backend": [scrape(b["url"]) for b in backend],
-        "engine": scrape(engine["url"]),
+        "engine": scrape(engine["url"], engine.get("token", "")),
         "backend_proc": _sum(proc(b["pid"]) for b in backend),
         "engine_proc": proc(engine["pid"]),
     }
