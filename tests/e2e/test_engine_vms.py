@@ -222,6 +222,7 @@ def test_a_stopped_engine_vm_is_worked_around_and_used_again_when_back(
         with PlayerLoad(base, ctx) as load:
             for move in ("C3", "G7", "D4", "F6"):
                 play_vs_ai(base, ctx, move)  # answered by the game VM's own engine meanwhile
+            time.sleep(10)  # players go on for a while with the engine VM still away
         assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
         assert load.report.moves > 20 and load.report.ai_replies > 0
         assert engine_vm_up(sandbox) == 0
