@@ -134,11 +134,10 @@ def sqlite_schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
 
 
-def upgrade_sqlite(store: Any, path: str) -> int:
-    """Bring a scratch copy to the backend's latest schema with the backend's own SQLite migration."""
+def _migrate(db: Any) -> int:
+    """Run one of the backend's stores' own migrate() on its database; the number of steps applied."""
 
     async def run() -> int:
-        db = store.SqliteStore(path)
         await db.open()
         try:
             return await db.migrate()
@@ -146,20 +145,16 @@ def upgrade_sqlite(store: Any, path: str) -> int:
             await db.close()
 
     return asyncio.run(run())
+
+
+def upgrade_sqlite(store: Any, path: str) -> int:
+    """Bring a scratch copy to the backend's latest schema with the backend's own SQLite migration."""
+    return _migrate(store.SqliteStore(path))
 
 
 def migrate_postgres(store: Any, url: str) -> int:
     """Create or upgrade the target's schema with the backend's own PostgreSQL migration."""
-
-    async def run() -> int:
-        db = store.PostgresStore(url)
-        await db.open()
-        try:
-            return await db.migrate()
-        finally:
-            await db.close()
-
-    return asyncio.run(run())
+    return _migrate(store.PostgresStore(url))
 
 
 # --------------------------------------------------------------------------- tables and types
