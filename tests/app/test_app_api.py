@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import sqlite3
@@ -298,10 +299,14 @@ def test_an_ai_move_gives_up_after_the_retry_budget_and_says_why(tmp_path) -> No
                             waits.append(msg)
 
         waits, error = asyncio.run(flow())
-        # Backoff: each pause longer than the one before, but for the last, cut to what is left
-        # of the budget. (The first pause may come before the WebSocket is open.)
+        # Backoff: 0.5 s, then twice as long each time, the last pause cut to what is left of the
+        # 2 s budget, then one more try and the error; never a pause announced but not waited.
+        # (The first pause may come before the WebSocket is open.)
         delays = [w["retry_in"] for w in waits]
-        assert len(delays) >= 2 and delays[:-1] == sorted(set(delays[:-1])) and sum(delays) <= 2
+        steady, last = delays[:-1], delays[-1]
+        assert steady and all(d in (0.5, 1.0) for d in steady), delays
+        assert all(b == 2 * a for a, b in itertools.pairwise(steady)), delays
+        assert 0 < last <= 2 * steady[-1] and sum(delays) <= 2, delays
         assert error["error"] == "the engine is not answering (engine request failed); reload to try again"
         assert request("GET", f"{server.url}/readyz")[0] == 200
     finally:

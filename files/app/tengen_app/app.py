@@ -290,8 +290,9 @@ class Service:
         game's watchers why the move is late."""
         deadline = time.monotonic() + self.settings.engine_retry_seconds
         delay = 0.5
+        last_pause = False  # the pause cut to the end of the budget: one more try after it
         error: EngineError | None = None
-        while not self.stopping and time.monotonic() < deadline:
+        while not self.stopping:
             rec, game = await self.load(game_id)
             if game.finished or game.to_play != rec.ai_color:
                 return
@@ -303,7 +304,11 @@ class Service:
                 self.metrics.engine_errors.inc()
                 self.engine_answered(exc)
                 log.warning("engine failed", extra={"fields": {"game": game_id, "error": str(exc)}})
-                delay = min(delay, max(deadline - time.monotonic(), 0))
+                remaining = deadline - time.monotonic()
+                if last_pause or remaining <= 0:
+                    break
+                if delay >= remaining:
+                    delay, last_pause = remaining, True
                 event = {"type": "engine", "status": "waiting", "reason": exc.reason, "retry_in": delay}
                 await self.pubsub.publish(game_id, json.dumps(event))
                 await asyncio.sleep(delay)
