@@ -50,8 +50,12 @@ def test_status_names_each_problem_and_the_healthy_stack_has_none(sandbox: Sandb
     assert healthy[-1] == "OK: no problems"
     for service in ("engine", "nginx", "caddy"):
         assert any(line.startswith(f"service {service}: running, healthy") for line in healthy), healthy
-    assert any(re.match(r"release live: [0-9a-f]{12} \(backend slot (blue|green)\)", line) for line in healthy)
-    assert any(re.match(r"tls localhost: certificate valid until .* left of 12h \(local\)", line) for line in healthy)
+    assert any(
+        re.match(r"release live: [0-9a-f]{12} \(backend slot (blue|green)\)", line) for line in healthy
+    )
+    assert any(
+        re.match(r"tls localhost: certificate valid until .* left of 12h \(local\)", line) for line in healthy
+    )
     assert any(re.match(r"backup: newest is \d+[smh] old \(limit 2h\), \d+ local", line) for line in healthy)
     assert any(re.match(r"disk /var/lib/tengen.*: \d+% used", line) for line in healthy)
     assert any(line.startswith("scale advice: ") for line in healthy), healthy
@@ -78,7 +82,9 @@ def test_status_names_each_problem_and_the_healthy_stack_has_none(sandbox: Sandb
     found = problems(broken)
     assert "PROBLEM engine: container stopped (exit code 0)" in found, broken
     assert "PROBLEM backup: newest is 3d old (limit 1d)" in found, broken
-    assert any(re.fullmatch(rf"PROBLEM disk: 9\d% used on {SMALL_FS} \(limit 90%\)", p) for p in found), broken
+    assert any(re.fullmatch(rf"PROBLEM disk: 9\d% used on {SMALL_FS} \(limit 90%\)", p) for p in found), (
+        broken
+    )
     assert len(found) == 3 and broken[-1] == "3 problems", broken
     # Put back: the engine serves again, as later tests expect.
     health = sandbox.exec("docker", "inspect", "--format", "{{.State.Health.Status}}", "tengen-engine-1")
@@ -118,7 +124,9 @@ def test_logs_reads_a_service_and_refuses_an_unknown_one(sandbox: Sandbox) -> No
 
     backend = logs("--service", "backend", "--since", "24h")
     assert backend.returncode == 0, backend.stderr[-2000:]
-    assert re.search(r"backend-(blue|green)-1 +\| \S+Z .*\"msg\": \"starting\"", backend.stdout), backend.stdout[-2000:]
+    assert re.search(r"backend-(blue|green)-1 +\| \S+Z .*\"msg\": \"starting\"", backend.stdout), (
+        backend.stdout[-2000:]
+    )
     assert "engine-1" not in backend.stdout
     unknown = logs("--service", "katago")
     assert unknown.returncode == 2

@@ -38,7 +38,11 @@ def test_entries_are_json_lines_in_a_private_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(trail.stat().st_mode) == 0o640
     assert stat.S_IMODE(trail.parent.stat().st_mode) == 0o750
     first = json.loads(lines[0])
-    assert first["time"].endswith("Z") and first["controller_user"] == "alice" and first["ansible_user"] == "deploy"
+    assert (
+        first["time"].endswith("Z")
+        and first["controller_user"] == "alice"
+        and first["ansible_user"] == "deploy"
+    )
 
 
 def test_a_looser_file_is_made_private_on_the_next_entry(tmp_path: Path) -> None:
@@ -130,7 +134,9 @@ def test_the_module_names_the_controller_user_and_reads_the_live_release(tmp_pat
     )
     # Check mode returns the entry and writes nothing.
     checked, out = run_module("tengen.ops.audit", args, check=True)
-    assert checked["entry"]["action"] == "maintenance on" and len(trail.read_text().splitlines()) == 1, out[-2000:]
+    assert checked["entry"]["action"] == "maintenance on" and len(trail.read_text().splitlines()) == 1, out[
+        -2000:
+    ]
 
 
 def test_the_module_refuses_a_bad_outcome_before_writing(tmp_path: Path) -> None:

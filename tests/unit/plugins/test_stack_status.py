@@ -41,7 +41,9 @@ ADVICE = {
     "target": "the current VM (medium_3_0)",
     "window": {"samples": 1, "days": 0},
     "causes": [],
-    "headroom": [{"figure": "vm_memory_mb", "value": 84.73, "limit": 3276.8, "unit": "MB", "headroom_percent": 97.4}],
+    "headroom": [
+        {"figure": "vm_memory_mb", "value": 84.73, "limit": 3276.8, "unit": "MB", "headroom_percent": 97.4}
+    ],
     "notices": [],
 }
 
@@ -79,7 +81,13 @@ def facts(tmp_path: Path) -> dict:
         "certificate": collect_certificate(str(caddy_dir(tmp_path)), "localhost"),
         "backups": collect_backups(str(backups), str(backups / "status.json")),
         "disks": [
-            {"path": "/var/lib/tengen", "also": ["/"], "total_bytes": 270.6e9, "free_bytes": 75.1e9, "used_percent": 32}
+            {
+                "path": "/var/lib/tengen",
+                "also": ["/"],
+                "total_bytes": 270.6e9,
+                "free_bytes": 75.1e9,
+                "used_percent": 32,
+            }
         ],
         "maintenance": None,
         "audit": [],
@@ -96,7 +104,9 @@ def test_the_healthy_sandbox_has_no_problem(facts: dict) -> None:
     assert report["problems"] == [] and lines[-1] == "OK: no problems"
     for service in ("engine", "backend-blue", "nginx", "caddy"):
         assert any(line.startswith(f"service {service}: running, healthy") for line in lines), lines
-    assert "release live: afc3e6bbbf4d (backend slot blue): backend=tengen/backend:e23ed5dd7d48" in "\n".join(lines)
+    assert "release live: afc3e6bbbf4d (backend slot blue): backend=tengen/backend:e23ed5dd7d48" in "\n".join(
+        lines
+    )
     assert "release kept: none (no rollback possible)" in lines
     assert "tls localhost: certificate valid until 2026-12-08T05:24Z, 11h left of 12h (local)" in lines
     assert "backup: newest is 1m old (limit 2h), 1 local, newest tengen-20261207T172712Z" in lines
@@ -131,8 +141,12 @@ def test_a_failed_backup_and_missing_uploads_are_named(facts: dict) -> None:
         "PROBLEM backup: the last attempt (2026-12-07T17:27:12Z) failed: not enough free space",
         "PROBLEM offsite: a bucket is configured but no backup was uploaded",
     ]
-    status.update({"last_result": "ok", "last_upload_success_epoch": NOW - 5 * 3600, "s3_uri": "s3://b/tengen.db"})
-    assert problems(facts, {"offsite_expected": True}) == ["PROBLEM offsite: the last upload is 5h old (limit 2h)"]
+    status.update(
+        {"last_result": "ok", "last_upload_success_epoch": NOW - 5 * 3600, "s3_uri": "s3://b/tengen.db"}
+    )
+    assert problems(facts, {"offsite_expected": True}) == [
+        "PROBLEM offsite: the last upload is 5h old (limit 2h)"
+    ]
 
 
 def test_no_backup_status_is_a_problem(tmp_path: Path, facts: dict) -> None:
@@ -150,10 +164,13 @@ def test_a_certificate_past_its_renewal_or_expired_is_named(facts: dict) -> None
     not_after = facts["certificate"]["not_after"]
     facts["now"] = not_after - 3600  # 1h of 12h left: Caddy should have renewed at 4h
     assert problems(facts, {"backup_max_age_hours": 100}) == [
-        "PROBLEM tls: the certificate of localhost has 1h left, under 0.2 of its 12h (Caddy renews at 1/3 left: is renewal failing?)"
+        "PROBLEM tls: the certificate of localhost has 1h left, under 0.2 of its 12h "
+        "(Caddy renews at 1/3 left: is renewal failing?)"
     ]
     facts["now"] = not_after + 120
-    assert problems(facts, {"backup_max_age_hours": 100}) == ["PROBLEM tls: the certificate of localhost expired 2m ago"]
+    assert problems(facts, {"backup_max_age_hours": 100}) == [
+        "PROBLEM tls: the certificate of localhost expired 2m ago"
+    ]
 
 
 def test_no_certificate_and_no_release_are_named(tmp_path: Path, facts: dict) -> None:
@@ -182,8 +199,8 @@ def test_kept_releases_and_audit_entries_are_shown(facts: dict) -> None:
     lines = render(facts, LIMITS)["lines"]
     assert "release kept: 0123456789ab, ba9876543210 (a rollback goes to 0123456789ab)" in lines
     assert (
-        "audit 2026-12-07T17:30:00Z alice@laptop as deploy: release rolled back release afc3e6bbbf4d: health gate failed"
-        in lines
+        "audit 2026-12-07T17:30:00Z alice@laptop as deploy: "
+        "release rolled back release afc3e6bbbf4d: health gate failed" in lines
     )
     assert "maintenance: on (moving; writes refused)" in lines
 

@@ -48,7 +48,9 @@ _value:
 """
 
 
-def status_lines(status: dict[str, Any], thresholds: dict[str, Any], scale: dict[str, Any] | None = None) -> dict[str, Any]:
+def status_lines(
+    status: dict[str, Any], thresholds: dict[str, Any], scale: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return render(status, thresholds, scale)
 
 

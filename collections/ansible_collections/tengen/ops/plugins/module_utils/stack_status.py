@@ -48,7 +48,10 @@ def services(expected: Sequence[str], containers: Sequence[Mapping[str, Any]]) -
         if c["service"] not in by_service or c["state"] == "running":
             by_service[c["service"]] = c
     names = list(expected) + sorted(set(by_service) - set(expected))
-    return [{"service": s, "expected": s in expected, **dict(by_service.get(s, {"state": "missing"}))} for s in names]
+    return [
+        {"service": s, "expected": s in expected, **dict(by_service.get(s, {"state": "missing"}))}
+        for s in names
+    ]
 
 
 # --------------------------------------------------------------------------- TLS certificate
@@ -140,10 +143,18 @@ def collect_backups(backup_dir: str, status_file: str) -> dict[str, Any]:
         if os.path.basename(path) == "status.json":
             continue
         data = read_json(path)
-        if isinstance(data, dict) and isinstance(data.get("name"), str) and isinstance(data.get("created"), str):
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("name"), str)
+            and isinstance(data.get("created"), str)
+        ):
             manifests.append({"name": data["name"], "created": data["created"]})
     manifests.sort(key=lambda m: m["created"])
-    return {"status": read_json(status_file), "local_count": len(manifests), "newest_local": (manifests or [None])[-1]}
+    return {
+        "status": read_json(status_file),
+        "local_count": len(manifests),
+        "newest_local": (manifests or [None])[-1],
+    }
 
 
 def collect_disks(paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -211,7 +222,10 @@ def _services(facts: Mapping[str, Any], out: list[str]) -> None:
         if state == "missing":
             out.append(f"PROBLEM {name}: no container")
         elif state in ("exited", "dead", "created"):
-            out.append(f"PROBLEM {name}: container stopped" + (f" (exit code {s['exit_code']})" if s.get("exit_code") is not None else ""))
+            out.append(
+                f"PROBLEM {name}: container stopped"
+                + (f" (exit code {s['exit_code']})" if s.get("exit_code") is not None else "")
+            )
         elif state != "running":
             out.append(f"PROBLEM {name}: container {state}")
         elif health == "unhealthy":
@@ -231,7 +245,11 @@ def _releases(facts: Mapping[str, Any], out: list[str]) -> None:
     images = ", ".join(f"{k}={v}" for k, v in sorted((live.get("images") or {}).items()))
     out.append(f"release live: {live.get('id')} (backend slot {live.get('slot')}): {images}")
     kept = [r.get("id") for r in releases[1:]]
-    out.append(f"release kept: {', '.join(kept)} (a rollback goes to {kept[0]})" if kept else "release kept: none (no rollback possible)")
+    out.append(
+        f"release kept: {', '.join(kept)} (a rollback goes to {kept[0]})"
+        if kept
+        else "release kept: none (no rollback possible)"
+    )
 
 
 def _certificate(facts: Mapping[str, Any], t: Mapping[str, Any], now: float, out: list[str]) -> None:
@@ -281,10 +299,15 @@ def _backups(facts: Mapping[str, Any], t: Mapping[str, Any], now: float, out: li
         out.append(f"backup: none succeeded yet ({local})")
         out.append("PROBLEM backup: no backup has succeeded")
     if status.get("last_result") == "failed":
-        out.append(f"PROBLEM backup: the last attempt ({status.get('last_attempt', '?')}) failed: {status.get('error') or '?'}")
+        out.append(
+            f"PROBLEM backup: the last attempt ({status.get('last_attempt', '?')}) failed: "
+            f"{status.get('error') or '?'}"
+        )
     upload = status.get("last_upload_success_epoch")
     if not t.get("offsite_expected"):
-        out.append("offsite: none configured" + (f" (last upload {age_text(now - upload)} ago)" if upload else ""))
+        out.append(
+            "offsite: none configured" + (f" (last upload {age_text(now - upload)} ago)" if upload else "")
+        )
         return
     if not upload:
         out.append("offsite: no upload yet")
@@ -351,7 +374,10 @@ def _audit(facts: Mapping[str, Any], out: list[str]) -> None:
         who = f"{e.get('controller_user', '?')}@{e.get('controller', '?')} as {e.get('ansible_user', '?')}"
         release = f" release {e['release']}" if e.get("release") else ""
         detail = f": {e['detail']}" if e.get("detail") else ""
-        out.append(f"audit {e.get('time', '?')} {who}: {e.get('action', '?')} {e.get('outcome', '?')}{release}{detail}")
+        out.append(
+            f"audit {e.get('time', '?')} {who}: {e.get('action', '?')} {e.get('outcome', '?')}"
+            f"{release}{detail}"
+        )
 
 
 def render(
@@ -369,5 +395,7 @@ def render(
     _scale(scale, lines)
     _audit(facts, lines)
     problems = [line for line in lines if line.startswith("PROBLEM ")]
-    lines.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK: no problems")
+    lines.append(
+        f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK: no problems"
+    )
     return {"lines": lines, "problems": problems}

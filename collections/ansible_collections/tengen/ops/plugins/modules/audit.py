@@ -141,7 +141,9 @@ def main() -> None:
     )
     p = module.params
     if p["max_bytes"] < 1024 or p["keep"] < 0:
-        module.fail_json(msg=f"max_bytes must be 1024 or more and keep 0 or more (got {p['max_bytes']}, {p['keep']})")
+        module.fail_json(
+            msg=f"max_bytes must be 1024 or more and keep 0 or more (got {p['max_bytes']}, {p['keep']})"
+        )
     entry = make_entry(
         action=p["action"],
         outcome=p["outcome"],

@@ -113,7 +113,11 @@ def main() -> None:
             "site": {"type": "str", "default": "localhost"},
             "backup_dir": {"type": "path", "default": "/var/backups/tengen"},
             "backup_status_file": {"type": "path", "default": "/var/lib/tengen-backup/status.json"},
-            "disk_paths": {"type": "list", "elements": "path", "default": ["/var/lib/tengen", "/var/backups/tengen", "/"]},
+            "disk_paths": {
+                "type": "list",
+                "elements": "path",
+                "default": ["/var/lib/tengen", "/var/backups/tengen", "/"],
+            },
             "maintenance_flag": {"type": "path", "default": "/var/lib/tengen/maintenance.json"},
             "audit_file": {"type": "path", "default": "/var/log/tengen/audit.jsonl"},
             "audit_entries": {"type": "int", "default": 5},
@@ -128,7 +132,9 @@ def main() -> None:
     expected = out.split() if rc == 0 else []
     rc_ps, out_ps, err_ps = module.run_command(compose + ["ps", "--all", "--format", "json"])
     if rc != 0 or rc_ps != 0:
-        status["services_error"] = f"docker compose in {p['project_dir']}: {(err or err_ps).strip() or 'failed'}"
+        status["services_error"] = (
+            f"docker compose in {p['project_dir']}: {(err or err_ps).strip() or 'failed'}"
+        )
     try:
         status["services"] = services(expected, parse_compose_ps(out_ps) if rc_ps == 0 else [])
     except ValueError as exc:
