@@ -43,9 +43,32 @@ def problems(lines: list[str]) -> list[str]:
 
 
 def test_status_names_each_problem_and_the_healthy_stack_has_none(sandbox: Sandbox) -> None:
-    # A VM just built has no backup until its timer first fires: take one, as the timer would.
-    sandbox.exec("systemctl", "start", "tengen-backup.service")
-    healthy = status(sandbox, "--check")
+    # No backup run may write the status file while the test shows an old one: the timer stops,
+    # then one run is started, which also waits for a run already under way. A VM just built has
+    # no backup until its timer first fires; this one is it.
+    sandbox.exec("systemctl", "stop", "tengen-backup.timer")
+    try:
+        sandbox.exec("systemctl", "start", "tengen-backup.service")
+        healthy = status(sandbox, "--check")
+        original = sandbox.exec("cat", BACKUP_STATUS).stdout
+        old = json.loads(original)
+        old["last_success_epoch"] -= 3 * 86400
+        try:
+            sandbox.exec("sh", "-c", f"cat > {BACKUP_STATUS}", input=json.dumps(old).encode())
+            sandbox.exec("mkdir", "-p", SMALL_FS)
+            sandbox.exec("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", SMALL_FS)
+            sandbox.exec("fallocate", "-l", "3900k", f"{SMALL_FS}/filler")
+            sandbox.exec("docker", "stop", "tengen-engine-1")
+            disks = json.dumps({"status_disk_paths": ["/var/lib/tengen", SMALL_FS]})
+            broken = status(sandbox, "-e", "status_backup_max_age_hours=24", "-e", disks)
+        finally:
+            sandbox.exec(*COMPOSE, "up", "--detach", "--no-recreate", "--wait", "engine", check=False)
+            sandbox.exec("sh", "-c", f"cat > {BACKUP_STATUS}", input=original)
+            sandbox.exec("umount", SMALL_FS, check=False)
+            sandbox.exec("rmdir", SMALL_FS, check=False)
+    finally:
+        sandbox.exec("systemctl", "start", "tengen-backup.timer")
+
     assert problems(healthy) == [], "\n".join(healthy)
     assert healthy[-1] == "OK: no problems"
     for service in ("engine", "nginx", "caddy"):
@@ -60,25 +83,6 @@ def test_status_names_each_problem_and_the_healthy_stack_has_none(sandbox: Sandb
     assert any(re.match(r"disk /var/lib/tengen.*: \d+% used", line) for line in healthy)
     assert any(line.startswith("scale advice: ") for line in healthy), healthy
 
-    original = sandbox.exec("cat", BACKUP_STATUS).stdout
-    old = json.loads(original)
-    old["last_success_epoch"] -= 3 * 86400
-    # The timer must not write a fresh status while the old one is shown.
-    sandbox.exec("systemctl", "stop", "tengen-backup.timer")
-    try:
-        sandbox.exec("sh", "-c", f"cat > {BACKUP_STATUS}", input=json.dumps(old).encode())
-        sandbox.exec("mkdir", "-p", SMALL_FS)
-        sandbox.exec("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", SMALL_FS)
-        sandbox.exec("fallocate", "-l", "3900k", f"{SMALL_FS}/filler")
-        sandbox.exec("docker", "stop", "tengen-engine-1")
-        disks = json.dumps({"status_disk_paths": ["/var/lib/tengen", SMALL_FS]})
-        broken = status(sandbox, "-e", "status_backup_max_age_hours=24", "-e", disks)
-    finally:
-        sandbox.exec(*COMPOSE, "up", "--detach", "--no-recreate", "--wait", "engine", check=False)
-        sandbox.exec("sh", "-c", f"cat > {BACKUP_STATUS}", input=original)
-        sandbox.exec("umount", SMALL_FS, check=False)
-        sandbox.exec("rmdir", SMALL_FS, check=False)
-        sandbox.exec("systemctl", "start", "tengen-backup.timer")
     found = problems(broken)
     assert "PROBLEM engine: container stopped (exit code 0)" in found, broken
     assert "PROBLEM backup: newest is 3d old (limit 1d)" in found, broken
