@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 MOLECULE_SCENARIOS ?= base docker_engine sqlite_backup default
 PYTEST ?= pytest
 
-.PHONY: bootstrap bootstrap-test demo sandbox sandbox-destroy site smoke deploy lint unit molecule aws e2e test clean
+.PHONY: bootstrap bootstrap-test demo sandbox sandbox-destroy site smoke deploy status logs lint unit molecule aws e2e test clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -36,6 +36,16 @@ smoke:
 ## A release of the current files/ (or -e game_stack_backend_image=... via ARGS), health-gated.
 deploy:
 	ansible-playbook playbooks/deploy.yml $(ARGS)
+
+## The game VM at a glance, each problem on its own line (PROBLEM ...); changes nothing.
+status:
+	ansible-playbook playbooks/status.yml $(ARGS)
+
+## The stack's logs on the game VM: make logs SERVICE=backend SINCE=10m FOLLOW=1 [TAIL=200] [HOST=...]
+logs:
+	@scripts/logs $(if $(SERVICE),--service '$(SERVICE)') $(if $(SINCE),--since '$(SINCE)') \
+		$(if $(TAIL),--tail '$(TAIL)') $(if $(HOST),--host '$(HOST)') $(if $(INVENTORY),-i '$(INVENTORY)') \
+		$(if $(filter 1 yes true,$(FOLLOW)),--follow)
 
 ## The second README command: every tier, fastest first.
 test: bootstrap-test lint unit aws molecule e2e

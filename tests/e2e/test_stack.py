@@ -33,6 +33,12 @@ def ledger(sandbox) -> dict:
     return json.loads(sandbox.exec("cat", "/opt/tengen/releases.json").stdout)
 
 
+def last_audit(sandbox, count: int = 1) -> list[tuple[str, str, str]]:
+    """The last entries of the VM's audit trail: action, outcome, release id."""
+    text = sandbox.exec("tail", "-n", str(count), "/var/log/tengen/audit.jsonl").stdout.decode()
+    return [(e["action"], e["outcome"], e["release"]) for e in map(json.loads, text.splitlines())]
+
+
 def wait_until_served(base, ctx, game_id: str, timeout: float = 240) -> dict:
     deadline = time.monotonic() + timeout
     last = "nothing yet"
@@ -118,6 +124,7 @@ def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, b
     assert load.report.moves > 50 and load.report.ai_replies > 0
     after = ledger(sandbox)
     assert after["releases"][0] == before["releases"][0]
+    assert last_audit(sandbox)[-1:] == [("release", "rolled back", before["releases"][0]["id"])]
     running = sandbox.exec("docker", "ps", "--format", "{{.Image}}").stdout.decode().split()
     assert live_image in running and f"tengen/backend:{tag}" not in running
 
@@ -173,6 +180,12 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
     assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
     restored = ledger(sandbox)["releases"]
     assert restored[0]["images"] == before["images"]
+    # The release and the rollback stopped at its lock (in either order), then the rollback: each
+    # in the audit trail.
+    *during, last = last_audit(sandbox, 3)
+    assert last == ("rollback", "ok", before["id"])
+    assert sorted(entry[:2] for entry in during) == [("release", "ok"), ("rollback", "failed")]
+    assert ("release", "ok", after[0]["id"]) in during
     assert wait_until_served(base, ctx, game.game_id)["moves"][:2] == [["B", "F6"], ["W", game.ai_move]]
 
 
