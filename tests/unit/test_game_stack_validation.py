@@ -17,11 +17,17 @@ CASES = {
     "unknown-delivery": ({"game_stack_image_delivery": "carrier-pigeon"}, "game_stack_image_delivery"),
     "pull-without-images": ({"game_stack_image_delivery": "pull"}, "game_stack_backend_image"),
     "unknown-environment": ({"game_stack_environment": "staging"}, "game_stack_environment"),
-    "backend-memory-no-size": ({"game_stack_backend_memory_limit": "plenty"}, "game_stack_backend_memory_limit"),
+    "backend-memory-no-size": (
+        {"game_stack_backend_memory_limit": "plenty"},
+        "game_stack_backend_memory_limit",
+    ),
     "nginx-pids-unlimited": ({"game_stack_nginx_pids_limit": 0}, "game_stack_nginx_pids_limit"),
     "caddy-tmpfs-empty": ({"game_stack_caddy_tmpfs_size": "0"}, "game_stack_caddy_tmpfs_size"),
     "env-bad-name": ({"game_stack_backend_env": {"BAD-NAME": "x"}}, "game_stack_backend_env"),
-    "secret-env-nul": ({"game_stack_backend_secret_env": {"API_KEY": "hunter\u0000two"}}, "game_stack_backend_secret_env"),
+    "secret-env-nul": (
+        {"game_stack_backend_secret_env": {"API_KEY": "hunter\u0000two"}},
+        "game_stack_backend_secret_env",
+    ),
 }
 
 

@@ -175,7 +175,9 @@ def limit_problems(limits: dict[str, dict[str, Any]]) -> list[str]:
             problems.append(f"{var}: {value!r} is not a size above zero (e.g. 16m)")
     for var, value in sorted((limits.get("pids") or {}).items()):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append(f"{var}: {value!r} is not a number of processes (1 or more; 0 and -1 lift the limit)")
+            problems.append(
+                f"{var}: {value!r} is not a number of processes (1 or more; 0 and -1 lift the limit)"
+            )
     return problems
 
 
