@@ -13,8 +13,9 @@ import time
 import aiohttp
 import pytest
 
+from tests.conftest import REPO
 from tests.e2e.conftest import STATE_DIR
-from tests.e2e.sandbox import ANSIBLE_BIN, ansible_env
+from tests.e2e.sandbox import ANSIBLE_BIN, ansible_env, run_playbook
 from tests.player_load import PlayerLoad
 from tests.stack_checks import get_game, https_context, play_vs_ai
 
@@ -52,6 +53,120 @@ def wait_until_served(base, ctx, game_id: str, timeout: float = 240) -> dict:
             last = repr(exc)
         time.sleep(2)
     raise AssertionError(f"the game was not served again within {timeout} s (last: {last})")
+
+
+# The tail the sandbox's group_vars (vm/game_stack.yml) add to the generated backend secret.
+SECRET_TAIL = " #'q' $HOME ${X} = " + '"dq"'
+HOSTILE = {
+    "HASH": "a#b",
+    "HASH_SPACED": "a # b",
+    "SINGLE_QUOTED": "'q'",
+    "DOUBLE_QUOTED": '"dq"',
+    "DOLLAR": "$HOME",
+    "BRACED": "${X}",
+    "DOUBLED": "$$",
+    "BACKSLASH": "back\\slash",
+    "BACKSLASH_QUOTE": "it\\'s",
+    "BACKSLASH_END": "end\\",
+    "SPACES": "  both ends  ",
+    "EQUALS": "k=v==",
+    "LINES": "one\ntwo",
+    "EMPTY": "",
+}
+
+
+def secrets_of_the_sandbox() -> dict[str, str]:
+    """The secrets the sandbox's group_vars generate (password lookups next to the SSH key)."""
+    return {name: (STATE_DIR / name).read_text().split()[0] for name in ("engine-token", "backend-secret")}
+
+
+def compose_reads_back(sandbox, env_files: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The environment `docker compose config` (the VM's Compose) reads from each env file."""
+    workdir = sandbox.exec("mktemp", "-d").stdout.decode().strip()
+    try:
+        services = {}
+        for name, text in env_files.items():
+            sandbox.exec("sh", "-c", 'cat >"$0"', f"{workdir}/{name}", input=text.encode())
+            services[name.split(".")[0]] = {"image": "scratch", "env_file": [name]}
+        compose = json.dumps({"services": services})  # JSON is YAML
+        sandbox.exec("sh", "-c", 'cat >"$0"', f"{workdir}/compose.yml", input=compose.encode())
+        shown = sandbox.exec(
+            "docker",
+            "compose",
+            "--project-directory",
+            workdir,
+            "-p",
+            "envcheck",
+            "config",
+            "--format",
+            "json",
+        )
+    finally:
+        sandbox.exec("rm", "-rf", workdir)
+    # config writes every $ of a value as $$ (Compose's escape), which is no part of the value.
+    return {
+        service: {k: v.replace("$$", "$") for k, v in (spec.get("environment") or {}).items()}
+        for service, spec in json.loads(shown.stdout)["services"].items()
+    }
+
+
+def test_compose_reads_every_env_value_back_unchanged(sandbox, tmp_path):
+    playbook = tmp_path / "render.yml"
+    templates = REPO / "roles" / "game_stack" / "templates"
+    playbook.write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "vars_files": [
+                        str(REPO / "roles/game_stack/defaults/main.yml"),
+                        str(REPO / "roles/game_stack/vars/main.yml"),
+                    ],
+                    "tasks": [
+                        {
+                            "name": "Render the env files of the role",
+                            "ansible.builtin.template": {
+                                "src": f"{templates}/{{{{ item }}}}.j2",
+                                "dest": f"{tmp_path}/{{{{ item }}}}",
+                                "mode": "0600",
+                            },
+                            "loop": ["backend.env", "engine.env"],
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    token = "tok'en #1 $HOME ${X} \\"
+    values = {
+        "game_stack_engine_token": token,
+        "game_stack_backend_env": {f"PLAIN_{k}": v for k, v in HOSTILE.items()},
+        "game_stack_backend_secret_env": {f"SECRET_{k}": v for k, v in HOSTILE.items()},
+        "game_stack_engine_env": HOSTILE,
+    }
+    (tmp_path / "values.json").write_text(json.dumps(values))
+    rendered = run_playbook(None, playbook, "-e", f"@{tmp_path / 'values.json'}")
+    assert rendered.returncode == 0, rendered.stdout[-3000:]
+    read = compose_reads_back(
+        sandbox, {name: (tmp_path / name).read_text() for name in ("backend.env", "engine.env")}
+    )
+    expected_backend = {
+        **{f"PLAIN_{k}": v for k, v in HOSTILE.items()},
+        **{f"SECRET_{k}": v for k, v in HOSTILE.items()},
+        "TENGEN_ENGINE_TOKEN": token,
+    }
+    assert {k: read["backend"].get(k) for k in expected_backend} == expected_backend
+    assert read["backend"]["TENGEN_PORT"] == "8000"
+    assert {k: read["engine"].get(k) for k in HOSTILE} == HOSTILE
+    assert read["engine"]["TENGEN_ENGINE_TOKEN"] == token
+
+
+def test_the_backend_gets_its_secret_unchanged(sandbox):
+    live = ledger(sandbox)["releases"][0]["slot"]
+    shown = sandbox.exec("docker", "exec", f"tengen-backend-{live}-1", "printenv", "TENGEN_SANDBOX_SECRET")
+    assert shown.stdout.decode().rstrip("\n") == secrets_of_the_sandbox()["backend-secret"] + SECRET_TAIL
 
 
 def test_killed_backend_comes_back_with_the_games(sandbox, base, ctx):
@@ -113,6 +228,7 @@ def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, b
     with PlayerLoad(base, ctx) as load:
         proc = sandbox.ansible_playbook(
             "playbooks/deploy.yml",
+            "-v",  # every result printed, the failed release's container details too
             "-e",
             f"game_stack_backend_image=tengen/backend:{tag}",
             "-e",
@@ -120,6 +236,10 @@ def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, b
         )
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert "failed its health gate" in proc.stdout
+    assert "Read the health check of the new backend" in proc.stdout  # the details were read
+    output = proc.stdout + proc.stderr
+    printed = [name for name, secret in secrets_of_the_sandbox().items() if secret in output]
+    assert printed == [], f"the verbose run printed the secret(s) {printed}"
     assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
     assert load.report.moves > 50 and load.report.ai_replies > 0
     after = ledger(sandbox)
@@ -155,7 +275,11 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
             asyncio.to_thread(sandbox.ansible_playbook, "playbooks/deploy.yml", "-e", new_image)
         )
         second = await second_deploy_once_the_first_holds_the_lock()
-        return await first, second, await asyncio.wait_for(watcher, 60)
+        proc = await first
+        if proc.returncode != 0:  # the old backend still runs: its WebSocket stays open
+            watcher.cancel()
+            return proc, second, None
+        return proc, second, await asyncio.wait_for(watcher, 60)
 
     with PlayerLoad(base, ctx) as load:
         proc, concurrent, close_code = asyncio.run(release())
@@ -242,3 +366,28 @@ def test_a_release_whose_controller_dies_is_finished_by_the_next_run(sandbox, ba
     assert sorted(n for n in running if "-backend-" in n) == [f"tengen-backend-{live['slot']}-1"]
     served = sandbox.exec("cat", "/opt/tengen/nginx/backend.inc").stdout.decode()
     assert f"backend-{live['slot']}:8000" in served
+
+
+def test_every_container_has_memory_process_and_tmpfs_limits(sandbox):
+    # Last in this module: the load and the releases above ran within these limits.
+    ids = sandbox.exec("docker", "ps", "-q", "--filter", "label=com.docker.compose.project=tengen")
+    containers = json.loads(sandbox.exec("docker", "inspect", *ids.stdout.decode().split()).stdout)
+    names = sorted(c["Name"].lstrip("/") for c in containers)
+    assert {"tengen-caddy-1", "tengen-nginx-1", "tengen-engine-1"} <= set(names), names
+    assert any(n.startswith("tengen-backend-") for n in names), names
+    unbounded = {
+        c["Name"].lstrip("/"): {
+            "Memory": c["HostConfig"]["Memory"],
+            "PidsLimit": c["HostConfig"]["PidsLimit"],
+            "Tmpfs": c["HostConfig"]["Tmpfs"],
+        }
+        for c in containers
+        if not (
+            c["HostConfig"]["Memory"] > 0
+            and (c["HostConfig"]["PidsLimit"] or 0) > 0
+            and c["HostConfig"]["Tmpfs"]
+            and all("size=" in options for options in c["HostConfig"]["Tmpfs"].values())
+        )
+    }
+    assert unbounded == {}
+    assert [c["Name"] for c in containers if c["State"]["OOMKilled"]] == []

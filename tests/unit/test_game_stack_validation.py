@@ -17,6 +17,17 @@ CASES = {
     "unknown-delivery": ({"game_stack_image_delivery": "carrier-pigeon"}, "game_stack_image_delivery"),
     "pull-without-images": ({"game_stack_image_delivery": "pull"}, "game_stack_backend_image"),
     "unknown-environment": ({"game_stack_environment": "staging"}, "game_stack_environment"),
+    "backend-memory-no-size": (
+        {"game_stack_backend_memory_limit": "plenty"},
+        "game_stack_backend_memory_limit",
+    ),
+    "nginx-pids-unlimited": ({"game_stack_nginx_pids_limit": 0}, "game_stack_nginx_pids_limit"),
+    "caddy-tmpfs-empty": ({"game_stack_caddy_tmpfs_size": "0"}, "game_stack_caddy_tmpfs_size"),
+    "env-bad-name": ({"game_stack_backend_env": {"BAD-NAME": "x"}}, "game_stack_backend_env"),
+    "secret-env-nul": (
+        {"game_stack_backend_secret_env": {"API_KEY": "hunter\u0000two"}},
+        "game_stack_backend_secret_env",
+    ),
 }
 
 
@@ -35,6 +46,10 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 @pytest.mark.parametrize("case", CASES)
 def test_game_stack_refuses_bad_input(results: dict, case: str) -> None:
     assert_refused(results[case], CASES[case][1])
+
+
+def test_a_refused_secret_stays_out_of_the_output(results: dict) -> None:
+    assert "hunter" not in results["secret-env-nul"]["output"]
 
 
 def test_refused_runs_created_nothing(results: dict) -> None:

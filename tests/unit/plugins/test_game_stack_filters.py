@@ -152,3 +152,35 @@ def test_every_problem_is_reported_at_once():
         "game_stack_caddy_image",
         "game_stack_engine_memory_limit",
     ]
+
+
+SOUND_LIMITS = {
+    "memory": {"game_stack_backend_memory_limit": "512m", "game_stack_caddy_memory_limit": "1g"},
+    "tmpfs": {"game_stack_backend_tmpfs_size": "64m"},
+    "pids": {"game_stack_backend_pids_limit": 256},
+}
+
+
+def test_sound_resource_limits_pass():
+    assert game_stack_problems(config(limits=SOUND_LIMITS)) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "variable", "value"),
+    [
+        ("memory", "game_stack_backend_memory_limit", "lots"),
+        ("memory", "game_stack_backend_memory_limit", "4m"),  # under Docker's minimum
+        ("memory", "game_stack_nginx_memory_limit", 0),
+        ("tmpfs", "game_stack_backend_tmpfs_size", "0"),
+        ("tmpfs", "game_stack_engine_tmpfs_size", "big"),
+        ("pids", "game_stack_backend_pids_limit", 0),  # 0 and -1 mean no limit to Docker
+        ("pids", "game_stack_engine_pids_limit", -1),
+        ("pids", "game_stack_caddy_pids_limit", "many"),
+    ],
+)
+def test_each_bad_resource_limit_is_named(kind, variable, value):
+    limits = {k: dict(v) for k, v in SOUND_LIMITS.items()}
+    limits[kind][variable] = value
+    problems = game_stack_problems(config(limits=limits))
+    assert len(problems) == 1
+    assert problems[0].startswith(variable + ":")

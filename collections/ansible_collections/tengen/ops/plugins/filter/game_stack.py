@@ -16,7 +16,9 @@ description:
     is well formed and immutable (a tag other than C(latest), or a digest); published ports do not
     collide; the engine memory limit is at least what the chosen engine needs; the engine profile
     needs an engine token; a token has 16 characters or more; engine VM URLs are http(s) URLs
-    with a host and a port.
+    with a host and a port; every memory limit is a size of 6m or more, every tmpfs size a size
+    above zero, every process limit 1 or more (key C(limits), dicts C(memory), C(tmpfs), C(pids)
+    of variable name to value).
 options:
   _input:
     description: The configuration, a dict with the keys shown in the example.
@@ -152,6 +154,30 @@ def game_stack_problems(config: dict[str, Any]) -> list[str]:
     problems += engine_link_problems(
         profile, config.get("engine_token") or "", config.get("engine_remote_urls")
     )
+    problems += limit_problems(config.get("limits") or {})
+    return problems
+
+
+# Docker refuses a memory limit under 6 MiB; 0 or -1 processes would mean no limit at all.
+MIN_MEMORY = 6 * 1024**2
+
+
+def limit_problems(limits: dict[str, dict[str, Any]]) -> list[str]:
+    """Memory and tmpfs sizes, and process limits, keyed by variable name under memory, tmpfs, pids."""
+    problems = []
+    for var, value in sorted((limits.get("memory") or {}).items()):
+        size = parse_size(value)
+        if size is None or size < MIN_MEMORY:
+            problems.append(f"{var}: {value!r} is not a memory size of 6m or more (e.g. 128m, 1g)")
+    for var, value in sorted((limits.get("tmpfs") or {}).items()):
+        size = parse_size(value)
+        if not size:
+            problems.append(f"{var}: {value!r} is not a size above zero (e.g. 16m)")
+    for var, value in sorted((limits.get("pids") or {}).items()):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(
+                f"{var}: {value!r} is not a number of processes (1 or more; 0 and -1 lift the limit)"
+            )
     return problems
 
 
