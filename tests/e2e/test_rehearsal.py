@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,7 +29,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import boto3
@@ -83,6 +84,16 @@ class Deployed:
     def rehearsal_containers(self) -> list[str]:
         names = self.vm("docker", "ps", "-a", "--format", "{{.Names}}").split()
         return sorted(n for n in names if n.startswith(f"{STACK}-"))
+
+
+def remove_rehearsal(run: Callable[..., object]) -> None:
+    """Remove every container, volume and the network of the rehearsal; `run` runs a command on the VM."""
+    run(
+        "sh", "-c",
+        f"docker ps -aq --filter name=^{STACK}- | xargs -r docker rm -f -v >/dev/null; "
+        f"docker volume ls -q --filter name=^{STACK}- | xargs -r docker volume rm >/dev/null; "
+        f"docker network rm {NETWORK} >/dev/null 2>&1; true",
+    )  # fmt: skip
 
 
 def aws(endpoint: str, service: str):
@@ -159,13 +170,9 @@ def deployed(sandbox: Sandbox, registry: str, moto_server: str) -> Iterator[Depl
     finally:
         tunnel.terminate()
         tunnel.wait(timeout=10)
-        sandbox.exec(
-            "sh", "-c",
-            f"docker ps -aq --filter name=^{STACK}- | xargs -r docker rm -f -v >/dev/null; "
-            f"docker volume ls -q --filter name=^{STACK}- | xargs -r docker volume rm >/dev/null; "
-            f"docker network rm {NETWORK} >/dev/null 2>&1; true",
-            check=False,
-        )  # fmt: skip
+        # Kept for benchmarks/rehearsal.py, which removes it when done.
+        if os.environ.get("TENGEN_KEEP_REHEARSAL") != "1":
+            remove_rehearsal(lambda *cmd: sandbox.exec(*cmd, check=False))
         print(f"rehearsal timings (s since start): {json.dumps({k: round(v) for k, v in timings.items()})}")
 
 
