@@ -372,10 +372,11 @@ def test_a_backend_replica_killed_under_load_loses_no_acknowledged_move(rehearse
             and (metric(rehearsed, name, "tengen_websockets_open") or 0) > 0
             for name in backends
         ))  # fmt: skip
-        # What will be in flight on it: its WebSockets (those counted, and any of a game begun
-        # since), and at most one request per player.
+        # What will be in flight on it: its WebSockets (those counted, and any still connecting
+        # or of a game begun since), and at most one request per player.
         games = len(load.games)
-        sockets_on_victim = metric(rehearsed, victim, "tengen_websockets_open")
+        connecting = sum(1 for game in load.games if game.seen_version < 0)
+        sockets_on_victim = metric(rehearsed, victim, "tengen_websockets_open") + connecting
         crash(rehearsed, victim)
         moves_at_kill = load.report.moves
         sockets_on_victim += len(load.games) - games
