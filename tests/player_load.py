@@ -12,6 +12,9 @@ limit (game_stack_nginx_api_rate, 50 requests a second): about 25 requests a sec
 Every failure of any kind is counted, with what it was: an HTTP status other than the one
 expected, a connection error, a time-out, an AI reply that never came, a WebSocket closed by the
 server with any code but 1012 (a restart: the client then reconnects, as the web client does).
+A move whose request failed is looked up in the game, as a client would before playing on: a
+server that fell after storing it but before answering has it (counted apart, then expected
+stored like an acknowledged move); otherwise the same move is sent again.
 
 When the load stops, it reads every game back and reports each acknowledged move that is not
 stored, and each watcher that did not reach the stored state within a few seconds.
@@ -60,7 +63,9 @@ class Game:
     id: str
     tokens: dict[str, str]
     kind: str  # "human" or "ai"
-    acknowledged: list[list[str]] = field(default_factory=list)  # [color, vertex] per acknowledged move
+    # [color, vertex] per move the service must hold, in order: acknowledged, or found stored
+    # after its request failed.
+    acknowledged: list[list[str]] = field(default_factory=list)
     seen_version: int = -1  # the newest version a watcher was sent
 
 
@@ -70,6 +75,7 @@ class Report:
     moves: int = 0
     ai_replies: int = 0
     reconnects: int = 0
+    stored_unanswered: int = 0  # moves whose request failed, found stored when the game was read back
     failures: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # acknowledged moves not stored
     stale: list[str] = field(default_factory=list)  # watchers that did not reach the stored state
@@ -81,7 +87,8 @@ class Report:
     def summary(self) -> str:
         return (
             f"{self.requests} requests, {self.moves} moves acknowledged, {self.ai_replies} AI replies, "
-            f"{self.reconnects} WebSocket reconnects after 1012; {len(self.failures)} failed, "
+            f"{self.reconnects} WebSocket reconnects after 1012, {self.stored_unanswered} moves stored "
+            f"though their request failed; {len(self.failures)} failed, "
             f"{len(self.lost)} acknowledged moves lost, {len(self.stale)} watchers stale"
         )
 
@@ -192,10 +199,15 @@ class PlayerLoad:
                 continue
             move = 0
             while move < MOVES_PER_GAME and not self._stopping.is_set():
-                if await self._play(game, "B" if move % 2 == 0 else "W", human_move(move)) is not None:
+                color, vertex = "B" if move % 2 == 0 else "W", human_move(move)
+                if await self._play(game, color, vertex) is not None:
                     move += 1
                 else:
-                    await asyncio.sleep(0.5)  # the same move again: it was not acknowledged
+                    await asyncio.sleep(0.5)
+                    view = await self._request("GET", f"/api/games/{game.id}", None, 200)
+                    if view is not None and self._stored_anyway(game, view, color, vertex):
+                        move += 1
+                    # else the same move again: it was not stored
                 await asyncio.sleep(self.pause)
 
     async def _ai_player(self, n: int) -> None:
@@ -214,10 +226,26 @@ class PlayerLoad:
                 if answer is None:
                     await asyncio.sleep(0.5)
                     state = await self._request("GET", f"/api/games/{game.id}", None, 200) or state
+                    stored = "id" in state and self._stored_anyway(game, state, "B", vertex)
+                    if stored and state["moves"][-1] == ["B", vertex]:  # the AI's reply is still due
+                        state = await self._ai_reply(game, len(state["moves"]))
+                        if not state:
+                            break
                     continue
                 state = await self._ai_reply(game, len(answer["moves"]))
                 if not state:
                     break
+
+    def _stored_anyway(self, game: Game, view: dict, color: str, vertex: str) -> bool:
+        """Whether the move of a failed request is stored next after the ones expected; if so, it
+        is expected from now on (the server fell between storing it and answering)."""
+        ours = [m for m in view["moves"] if game.kind == "human" or m[0] == color]
+        n = len(game.acknowledged)
+        if len(ours) > n and ours[n] == [color, vertex]:
+            game.acknowledged.append([color, vertex])
+            self.report.stored_unanswered += 1
+            return True
+        return False
 
     async def _ai_reply(self, game: Game, after: int) -> dict:
         """The game once the AI has answered (its state has more moves than `after`), or {}."""

@@ -10,7 +10,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.player_load import PlayerLoad, human_move, legal_points
+from tests.player_load import Game, PlayerLoad, human_move, legal_points
 from tests.service_servers import APP_DIR, Server, start_backend, start_python
 
 
@@ -37,6 +37,21 @@ def test_ai_games_offer_only_moves_the_rules_accept():
     assert "B8" not in points  # surrounded: suicide, or a ko recapture
     assert "A9" not in points and "J1" not in points and "B9" not in points  # no empty neighbour, or taken
     assert points[0] == "E5" and len(points) == 81 - 5 - 2  # five stones, two points shut in
+
+
+def test_a_failed_move_found_stored_is_expected_from_then_on():
+    load = PlayerLoad("http://127.0.0.1:9")
+    human = Game("h", {}, "human", acknowledged=[["B", "A1"], ["W", "A19"]])
+    # The server fell after storing B1 and before answering: the move is there, next in line.
+    assert load._stored_anyway(human, {"moves": [["B", "A1"], ["W", "A19"], ["B", "B1"]]}, "B", "B1")
+    assert human.acknowledged[-1] == ["B", "B1"] and load.report.stored_unanswered == 1
+    # Not stored (or stored elsewhere in the game): the move is to be sent again.
+    assert not load._stored_anyway(human, {"moves": [["B", "A1"], ["W", "A19"], ["B", "B1"]]}, "W", "B19")
+    assert not load._stored_anyway(human, {"moves": [["B", "A1"], ["W", "A19"]]}, "W", "A19")
+    ai = Game("a", {}, "ai", acknowledged=[["B", "E5"]])
+    assert load._stored_anyway(ai, {"moves": [["B", "E5"], ["W", "C3"], ["B", "D4"]]}, "B", "D4")
+    assert ai.acknowledged == [["B", "E5"], ["B", "D4"]] and load.report.stored_unanswered == 2
+    assert len(human.acknowledged) == 3 and load.report.moves == 0  # never counted as acknowledged
 
 
 def test_a_healthy_backend_gives_a_clean_report(backend: Server):

@@ -9,17 +9,27 @@ connection's forwards (-R for the registry, -L for the ALB's HTTPS listener and 
 
 Each target group is health-checked on its own service's path (web /healthz, backend /readyz), as
 the track sets them.
+
+Then failures under the shared player load (tests/player_load.py) through the stand-in ALB: a
+backend replica killed (only what was in flight on it fails, no acknowledged move is lost, its
+watchers reconnect, Docker restarts it and it passes its health check again), and the engine
+killed, then stopped and started (AI moves resume, no backend leaves the ALB meanwhile).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import boto3
@@ -27,6 +37,7 @@ import pytest
 
 from tests.conftest import REPO, free_port
 from tests.e2e.sandbox import Sandbox
+from tests.player_load import PlayerLoad
 from tests.scale_out_run import Run, run_playbook
 from tests.unit.conftest import COLLECTIONS
 
@@ -73,6 +84,16 @@ class Deployed:
     def rehearsal_containers(self) -> list[str]:
         names = self.vm("docker", "ps", "-a", "--format", "{{.Names}}").split()
         return sorted(n for n in names if n.startswith(f"{STACK}-"))
+
+
+def remove_rehearsal(run: Callable[..., object]) -> None:
+    """Remove every container, volume and the network of the rehearsal; `run` runs a command on the VM."""
+    run(
+        "sh", "-c",
+        f"docker ps -aq --filter name=^{STACK}- | xargs -r docker rm -f -v >/dev/null; "
+        f"docker volume ls -q --filter name=^{STACK}- | xargs -r docker volume rm >/dev/null; "
+        f"docker network rm {NETWORK} >/dev/null 2>&1; true",
+    )  # fmt: skip
 
 
 def aws(endpoint: str, service: str):
@@ -149,13 +170,9 @@ def deployed(sandbox: Sandbox, registry: str, moto_server: str) -> Iterator[Depl
     finally:
         tunnel.terminate()
         tunnel.wait(timeout=10)
-        sandbox.exec(
-            "sh", "-c",
-            f"docker ps -aq --filter name=^{STACK}- | xargs -r docker rm -f -v >/dev/null; "
-            f"docker volume ls -q --filter name=^{STACK}- | xargs -r docker volume rm >/dev/null; "
-            f"docker network rm {NETWORK} >/dev/null 2>&1; true",
-            check=False,
-        )  # fmt: skip
+        # Kept for benchmarks/rehearsal.py, which removes it when done.
+        if os.environ.get("TENGEN_KEEP_REHEARSAL") != "1":
+            remove_rehearsal(lambda *cmd: sandbox.exec(*cmd, check=False))
         print(f"rehearsal timings (s since start): {json.dumps({k: round(v) for k, v in timings.items()})}")
 
 
@@ -268,3 +285,204 @@ def test_moves_through_one_replica_reach_a_websocket_on_the_other_through_redis(
     assert result["first"] == []
     assert result["seen"][0] == [["B", "E5"]]  # the move made on one replica, pushed on the other
     assert result["seen"][-1][0] == ["B", "E5"] and result["seen"][-1][1][0] == "W"  # the AI's reply too
+
+
+# -- Failures: a second run changes nothing; a backend replica and the engine killed under load.
+
+
+def test_a_second_run_with_nothing_changed_changes_nothing(rehearsed: Deployed) -> None:
+    second = rehearsed.rehearse()
+    assert second.rc == 0, second.output[-3000:]
+    assert second.changed == 0, second.changed_tasks
+
+
+def replicas_of(deployed: Deployed, service: str) -> list[str]:
+    """An ECS service's replica containers, found by the label the rehearsal gives them."""
+    label = f"label=tengen.rehearsal.service={service}"
+    names = deployed.vm("docker", "ps", "-a", "--format", "{{.Names}}", "--filter", label)
+    return sorted(names.split())
+
+
+def server_health(deployed: Deployed) -> dict[str, str]:
+    """'target group/server' -> the status the stand-in ALB gives it (UP, DOWN, MAINT...)."""
+    with urllib.request.urlopen(f"{deployed.stats}/stats;csv", timeout=10) as resp:
+        return {f"{s['backend']}/{s['server']}": s["status"] for s in haproxy_servers(resp.read().decode())}
+
+
+def life(deployed: Deployed, container: str) -> tuple[int, str, int]:
+    """(restart count, start time, main process id) of a container."""
+    count, started, pid = deployed.vm(
+        "docker", "inspect", "-f", "{{.RestartCount}} {{.State.StartedAt}} {{.State.Pid}}", container
+    ).split()
+    return int(count), started, int(pid)
+
+
+def crash(deployed: Deployed, container: str) -> None:
+    """SIGKILL to the container's process, as the kernel's OOM killer or a fault would end it.
+
+    Not `docker kill`: Docker takes that for an operator's stop and then ignores the restart
+    policy (ECS would still replace the task).
+    """
+    deployed.vm("kill", "-KILL", str(life(deployed, container)[2]))
+
+
+def metric(deployed: Deployed, container: str, name: str, **labels: str) -> float | None:
+    """The sum of a metric's samples (with these labels) on one backend replica, read inside it;
+    None while the replica does not answer."""
+    read = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/metrics').read().decode())"
+    run = deployed.sandbox.exec("docker", "exec", container, "python3", "-c", read, check=False)
+    if run.returncode != 0:
+        return None
+    total = 0.0
+    for found in re.finditer(rf"^{name}(?:{{(.*)}})? (\S+)$", run.stdout.decode(), re.M):
+        if all(f'{k}="{v}"' in (found.group(1) or "") for k, v in labels.items()):
+            total += float(found.group(2))
+    return total
+
+
+def wait_for(what: str, condition, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def alb_counters(deployed: Deployed) -> dict[str, dict[str, int]]:
+    """'target group/server' -> the stand-in ALB's counters: exchanges with it that broke off
+    (eresp), requests that could not connect to it in the end (econ), and requests sent to
+    another target after it refused their connection (wredis)."""
+    with urllib.request.urlopen(f"{deployed.stats}/stats;csv", timeout=10) as resp:
+        rows = csv.DictReader(io.StringIO(resp.read().decode().lstrip("# ")))
+        return {
+            f"{row['pxname']}/{row['svname']}": {k: int(row[k] or 0) for k in ("eresp", "econ", "wredis")}
+            for row in rows
+        }
+
+
+def test_a_backend_replica_killed_under_load_loses_no_acknowledged_move(rehearsed: Deployed) -> None:
+    backends = replicas_of(rehearsed, "backend")
+    assert len(backends) == 2, backends
+    victim, survivor = backends
+    before = life(rehearsed, victim)
+    counted = alb_counters(rehearsed)
+    with PlayerLoad(rehearsed.alb) as load:
+        # Players on both replicas, WebSockets held on the one to be killed.
+        wait_for("moves on both replicas and WebSockets on each", lambda: all(
+            (metric(rehearsed, name, "tengen_moves_total") or 0) > 0
+            and (metric(rehearsed, name, "tengen_websockets_open") or 0) > 0
+            for name in backends
+        ))  # fmt: skip
+        # What will be in flight on it: its WebSockets (those counted, and any still connecting
+        # or of a game begun since), and at most one request per player.
+        games = len(load.games)
+        connecting = sum(1 for game in load.games if game.seen_version < 0)
+        sockets_on_victim = metric(rehearsed, victim, "tengen_websockets_open") + connecting
+        crash(rehearsed, victim)
+        moves_at_kill = load.report.moves
+        sockets_on_victim += len(load.games) - games
+        # Docker starts it again (restart policy); until it listens, the other replica serves.
+        wait_for("the killed replica restarted", lambda: life(rehearsed, victim)[0] > before[0])
+        wait_for(
+            "the restarted replica listening",
+            lambda: metric(rehearsed, victim, "tengen_moves_total") is not None,
+        )
+        moves_while_away = load.report.moves - moves_at_kill
+        # Back once its new process passed the target group's health check (its counters start
+        # from zero) and the ALB has it UP, then serving players again.
+        wait_for("the restarted replica passing its health check", lambda: (
+            (metric(rehearsed, victim, "tengen_http_requests_total", route="/readyz", status="200") or 0) > 0
+            and server_health(rehearsed)[f"{STACK}-backend/{victim}"] == "UP"
+        ))  # fmt: skip
+        wait_for("the restarted replica serving moves", lambda: (
+            (metric(rehearsed, victim, "tengen_moves_total") or 0) > 0
+        ))  # fmt: skip
+    report = load.report
+    counts = alb_counters(rehearsed)
+    delta = {
+        name: {
+            k: counts[f"{STACK}-backend/{name}"][k] - counted[f"{STACK}-backend/{name}"][k]
+            for k in ("eresp", "econ", "wredis")
+        }
+        for name in backends
+    }
+    print(f"backend replica killed: {report.summary()}; ALB counters: {delta}; failures: {report.failures}")
+    assert not report.lost, report.lost  # every acknowledged move is stored
+    assert moves_while_away > 0  # the other replica served alone
+    # What failed was in flight on the killed replica: a WebSocket held there fails once, and a
+    # player's request broken off fails (ServerDisconnected, or 502 from the ALB), at most one
+    # per player. Nothing failed on the other replica, and no request failed to connect: those
+    # the restarting replica refused went to the other one.
+    sockets = [f.split()[2].rstrip(":") for f in report.failures if " WebSocket " in f]
+    requests = [f for f in report.failures if " WebSocket " not in f]
+    assert 0 < len(sockets) <= sockets_on_victim, report.failures
+    assert len(sockets) == len(set(sockets)), report.failures
+    assert len(requests) <= load.humans + load.ai_players, requests
+    assert not [f for f in requests if re.search(r"HTTP (?!502)\d{3}", f)], requests
+    assert delta[survivor] == {"eresp": 0, "econ": 0, "wredis": 0}
+    assert delta[victim]["econ"] == 0
+    # The watchers that lost their WebSocket reconnected through the ALB and caught up.
+    assert not report.stale, report.stale
+
+
+def test_the_engine_killed_then_stopped_leaves_every_backend_up_and_ai_moves_resume(
+    rehearsed: Deployed,
+) -> None:
+    (engine,) = replicas_of(rehearsed, "engine")
+    backends = replicas_of(rehearsed, "backend")
+    elbv2 = aws(rehearsed.endpoint, "elbv2")
+    group = elbv2.describe_target_groups(Names=[f"{STACK}-backend"])["TargetGroups"][0]
+    samples: list[dict[str, str]] = []
+    sampling = threading.Event()
+
+    def sample() -> None:  # the stand-in ALB's view of every target, all along
+        while not sampling.is_set():
+            samples.append(server_health(rehearsed))
+            sampling.wait(0.5)
+
+    def readyz(name: str) -> tuple[float, float]:  # health checks answered 200, and otherwise
+        ok = metric(rehearsed, name, "tengen_http_requests_total", route="/readyz", status="200")
+        return ok, metric(rehearsed, name, "tengen_http_requests_total", route="/readyz") - ok
+
+    def engine_available(value: float) -> bool:
+        return all(metric(rehearsed, name, "tengen_engine_available") == value for name in backends)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    # AI replies still due when the engine comes back are waited for, however long it was away.
+    with PlayerLoad(rehearsed.alb, humans=1, ai_players=3, ai_timeout=300) as load:
+        sampler.start()
+        wait_for("AI replies", lambda: load.report.ai_replies >= 3)
+        # Killed: Docker starts it again under the same name.
+        before = life(rehearsed, engine)
+        crash(rehearsed, engine)
+        wait_for("the engine restarted", lambda: life(rehearsed, engine)[0] > before[0])
+        replies = load.report.ai_replies
+        wait_for("AI moves after the engine was killed", lambda: load.report.ai_replies > replies)
+        # Stopped for as long as the ALB needs to take a target out on failing health checks.
+        rehearsed.vm("docker", "stop", engine)
+        wait_for("every backend seeing no engine", lambda: engine_available(0))
+        checks = {name: readyz(name) for name in backends}
+        wait_for("as many health checks of every backend as take a target out", lambda: all(
+            readyz(name)[0] >= checks[name][0] + group["UnhealthyThresholdCount"] for name in backends
+        ))  # fmt: skip
+        failed_checks = {name: readyz(name)[1] - checks[name][1] for name in backends}
+        replies = load.report.ai_replies
+        rehearsed.vm("docker", "start", engine)
+        wait_for("every backend seeing the engine again", lambda: engine_available(1))
+        wait_for("AI moves after the engine came back", lambda: load.report.ai_replies > replies)
+    sampling.set()
+    sampler.join(timeout=15)
+    report = load.report
+    print(f"engine killed, then stopped and started: {report.summary()}; {len(samples)} ALB samples")
+    assert report.clean, report.details()
+    assert failed_checks == dict.fromkeys(backends, 0)
+    down = [sample for sample in samples if set(sample.values()) != {"UP"}]
+    assert samples and not down, down[:3]
+    # The name resolves to the engine that answers now.
+    address = rehearsed.vm(
+        "docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{NETWORK}").IPAddress}}}}', engine
+    )
+    resolved = rehearsed.vm(
+        "docker", "exec", backends[0], "python3", "-c",
+        f"import socket; print(socket.gethostbyname('engine.{STACK}.internal'))",
+    )  # fmt: skip
+    assert resolved == address

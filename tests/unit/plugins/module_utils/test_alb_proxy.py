@@ -73,6 +73,8 @@ def test_each_target_group_becomes_a_health_checked_backend_of_its_replicas() ->
     assert block(proxy["config"], "backend tengen-staging-backend") == [
         "balance roundrobin",
         "timeout check 5s",
+        "retries 3",
+        "option redispatch 1",
         "option httpchk",
         "http-check send meth GET uri /readyz",
         "http-check expect status 200",

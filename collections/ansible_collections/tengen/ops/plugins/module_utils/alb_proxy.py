@@ -154,6 +154,12 @@ def target_group_backend(
         f"    # target group {values['arn']}; deregistration delay {values['deregistration_delay']} s",
         f"    balance {ALGORITHMS[algorithm]}",
         f"    timeout check {values['timeout']}s",
+        # On ECS a task that dies leaves its target group and its replacement gets traffic only
+        # once healthy; a replica here restarts in place under its name, refusing connections
+        # until it listens. A refused connection carried no request: try the next target, as
+        # the ALB sends nothing to a target that is gone (a request already sent is never retried).
+        "    retries 3",
+        "    option redispatch 1",
     ]
     server_options = ["resolvers docker", "init-addr last,libc,none"]
     if values["health_check_enabled"]:
