@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -133,3 +134,26 @@ def test_a_full_disk_refuses_writes_with_503_and_recovers_by_itself(
         conn.close()
     assert json.loads(stored[game["id"]]) == acknowledged
     assert set(stored) == {game["id"], second["id"]}
+
+
+def test_sqlite_syncs_every_commit_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tengen_app.app import Settings
+    from tengen_app.store import make_store
+
+    async def synchronous_of(settings: Settings) -> int:
+        store = make_store(None, str(tmp_path / "tengen.db"), settings.sqlite_synchronous)
+        await store.open()
+        try:
+            return store.conn.execute("PRAGMA synchronous").fetchone()[0]
+        finally:
+            await store.close()
+
+    monkeypatch.delenv("TENGEN_SQLITE_SYNCHRONOUS", raising=False)
+    assert asyncio.run(synchronous_of(Settings.from_env())) == 2  # FULL: the WAL is synced at each commit
+    monkeypatch.setenv("TENGEN_SQLITE_SYNCHRONOUS", "normal")
+    assert asyncio.run(synchronous_of(Settings.from_env())) == 1
+    monkeypatch.setenv("TENGEN_SQLITE_SYNCHRONOUS", "off")
+    with pytest.raises(ValueError, match="TENGEN_SQLITE_SYNCHRONOUS must be one of NORMAL, FULL, EXTRA"):
+        make_store(None, str(tmp_path / "tengen.db"), Settings.from_env().sqlite_synchronous)

@@ -51,7 +51,7 @@ class Settings:
     engine_request_timeout: float = 35.0
     engine_probe_interval: float = 2.0
     maintenance_file: str = ""  # "" = maintenance.json beside the SQLite database (the data volume)
-    sqlite_synchronous: str = "NORMAL"  # NORMAL or FULL: see the README's Durability
+    sqlite_synchronous: str = "FULL"  # FULL or NORMAL: see the README's Durability
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,7 +69,7 @@ class Settings:
             engine_request_timeout=float(env.get("TENGEN_ENGINE_REQUEST_TIMEOUT", "35")),
             engine_probe_interval=float(env.get("TENGEN_ENGINE_PROBE_INTERVAL", "2")),
             maintenance_file=env.get("TENGEN_MAINTENANCE_FILE", ""),
-            sqlite_synchronous=env.get("TENGEN_SQLITE_SYNCHRONOUS", "NORMAL"),
+            sqlite_synchronous=env.get("TENGEN_SQLITE_SYNCHRONOUS", "FULL"),
         )
 
     def maintenance_path(self) -> str:

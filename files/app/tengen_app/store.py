@@ -70,8 +70,9 @@ class StorageFull(Exception):
     goes through again once space is freed."""
 
 
-# How SQLite may sync the WAL: NORMAL loses the last commits on a power loss (never on a crash of
-# the process), FULL syncs every commit. See the README's Durability.
+# How SQLite syncs the WAL: FULL (the default) at every commit, so an acknowledged move survives
+# a power loss; NORMAL only at checkpoints (a crash of the process loses nothing, a power loss
+# the last commits). See the README's Durability.
 SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
 
@@ -93,7 +94,7 @@ class Store:
 class SqliteStore(Store):
     """One connection used from a worker thread at a time; WAL lets readers go on during a write."""
 
-    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
         if synchronous.upper() not in SYNCHRONOUS:
             raise ValueError(
                 f"TENGEN_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS)} (got {synchronous!r})"
@@ -272,7 +273,7 @@ def _update_args(game: GameRecord) -> tuple:
     return (json.dumps(game.moves), game.result, game.updated_at, game.id, game.version)
 
 
-def make_store(database_url: str | None, db_path: str, sqlite_synchronous: str = "NORMAL") -> Store:
+def make_store(database_url: str | None, db_path: str, sqlite_synchronous: str = "FULL") -> Store:
     if database_url:
         if not database_url.startswith(("postgres://", "postgresql://")):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
