@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Figures for the game service, measured on this machine with real processes.
 
-  python benchmarks/service.py [--quick]
+  python benchmarks/service.py [--quick] [--synchronous NORMAL FULL] [--moves-only]
 
 1. Move round trip: concurrent players each POST a move and wait until the game's WebSocket
-   pushes it back; moves/s and p50/p99 of that round trip (SQLite backend).
+   pushes it back; moves/s and p50/p99 of that round trip (SQLite backend), once per SQLite
+   `synchronous` setting asked for (TENGEN_SQLITE_SYNCHRONOUS), each on a fresh database.
 2. WebSockets per backend process: N sockets watch one game; a move is broadcast to all; the
    largest N whose broadcast p99 stays under 100 ms (the clients share the machine's cores).
 3. Engine move latency p50/p95 per GNU Go level, on 9x9 and 19x19 middle-game positions.
@@ -162,22 +163,39 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
+    parser.add_argument(
+        "--synchronous",
+        nargs="+",
+        default=["NORMAL"],
+        choices=["NORMAL", "FULL", "EXTRA"],
+        help="SQLite synchronous settings to measure the move round trip with (default NORMAL)",
+    )
+    parser.add_argument("--moves-only", action="store_true", help="the move round trip alone")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     tmp = Path(tempfile.mkdtemp(prefix="tengen-bench-"))
     engine = start_engine(tmp, TENGEN_ENGINE_PROCESSES="1")
-    backend = start_backend(tmp, engine.url, TENGEN_LOG_LEVEL="warning")
+    backend = None
     try:
         cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
         print(f"machine: {cores} cores, load average {load()}, python {sys.version.split()[0]}, SQLite (WAL)")
         seconds = 5 if args.quick else 15
-        for players in (1, 10, 50):
-            count, lat = asyncio.run(round_trips(backend.url, players, seconds))
-            print(
-                f"move round trip, {players:>2} players: {count / seconds:7.1f} moves/s, "
-                f"p50 {ms(pct(lat, 50))}, p99 {ms(pct(lat, 99))}"
+        for synchronous in args.synchronous:
+            if backend is not None:
+                backend.stop()
+            home = Path(tempfile.mkdtemp(prefix=f"sync-{synchronous}-", dir=tmp))
+            backend = start_backend(
+                home, engine.url, TENGEN_LOG_LEVEL="warning", TENGEN_SQLITE_SYNCHRONOUS=synchronous
             )
+            for players in (1, 10, 50):
+                count, lat = asyncio.run(round_trips(backend.url, players, seconds))
+                print(
+                    f"move round trip, synchronous={synchronous}, {players:>2} players: "
+                    f"{count / seconds:7.1f} moves/s, p50 {ms(pct(lat, 50))}, p99 {ms(pct(lat, 99))}"
+                )
+        if args.moves_only:
+            return
         best = 0
         for sockets in (100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000):
             delays = asyncio.run(broadcast(backend.url, sockets))
@@ -188,7 +206,8 @@ def main() -> None:
             best = sockets
         print(f"=> one backend process holds {best} concurrent WebSockets with broadcast p99 < 100 ms")
     finally:
-        backend.stop()
+        if backend is not None:
+            backend.stop()
         engine.stop()
     samples = (5, 2) if args.quick else (20, 6)
     for level in (1, 5, 10):

@@ -45,13 +45,28 @@ def test_second_site_run_changes_nothing(sandbox: Sandbox) -> None:
     assert recap.groups() == ("0", "0", "0"), run.stdout[-4000:]
 
 
-def test_root_login_is_refused_even_with_a_valid_key(sandbox: Sandbox) -> None:
-    # root still holds the operator's key from the first boot: only sshd's setting stops it.
-    operator_key = sandbox.key.with_suffix(".pub").read_text().split()[1]
-    assert operator_key in sandbox.exec("cat", "/root/.ssh/authorized_keys").stdout.decode()
-    login = ssh(sandbox, "root", "true")
+def test_the_provider_user_root_is_locked_and_refused_even_with_a_valid_key(sandbox: Sandbox) -> None:
+    # site.yml logged in as root (the provider's first-login user here) on the first boot, then,
+    # as deploy, took the operator's key away from it.
+    assert sandbox.exec("test", "-e", "/root/.ssh/authorized_keys", check=False).returncode == 1
+    # Given the key back, root is still refused: sshd's setting alone stops it.
+    operator_key = sandbox.key.with_suffix(".pub").read_bytes()
+    sandbox.exec(
+        "sh", "-c", "umask 077 && mkdir -p /root/.ssh && cat >/root/.ssh/authorized_keys", input=operator_key
+    )
+    try:
+        login = ssh(sandbox, "root", "true")
+    finally:
+        sandbox.exec("rm", "-f", "/root/.ssh/authorized_keys")
     assert login.returncode == 255
     assert "Permission denied" in login.stderr
+
+
+def test_deploy_may_tunnel_in_the_sandbox(sandbox: Sandbox) -> None:
+    # The sandbox inventory allows TCP forwarding for the tests' tunnels (off by default):
+    # ssh -W opens the channel that -L opens, here to the VM's own sshd, which greets.
+    tunnel = ssh(sandbox, "deploy", options=("-W", "127.0.0.1:22"), input="")
+    assert tunnel.stdout.startswith("SSH-2.0-"), tunnel.stderr
 
 
 def test_password_login_is_not_offered(sandbox: Sandbox) -> None:

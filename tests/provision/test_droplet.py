@@ -128,6 +128,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     assert yaml.safe_load(connection_text) == {
         "ansible_user": "{{ base_deploy_user }}",
         "site_initial_user": "root",
+        "base_provider_user": "{{ site_initial_user }}",
         "base_deploy_user": "deploy",
         "base_deploy_ssh_public_keys": [" ".join(public_key.read_text().split()[:2])],
     }

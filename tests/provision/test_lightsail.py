@@ -164,6 +164,7 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, rsa_public_key: Path,
     assert yaml.safe_load(connection_text) == {
         "ansible_user": "{{ base_deploy_user }}",
         "site_initial_user": "admin",
+        "base_provider_user": "{{ site_initial_user }}",
         "base_deploy_user": "deploy",
         "base_deploy_ssh_public_keys": [" ".join(public_key.read_text().split()[:2])],
     }

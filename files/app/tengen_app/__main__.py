@@ -16,7 +16,7 @@ from .store import make_store
 
 
 async def migrate(settings: Settings) -> int:
-    store = make_store(settings.database_url, settings.db_path)
+    store = make_store(settings.database_url, settings.db_path, settings.sqlite_synchronous)
     await store.open()
     try:
         return await store.migrate()

@@ -9,6 +9,7 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -25,11 +26,13 @@ from .engine import EngineClient, EngineError, parse_urls
 from .maintenance import Maintenance, MaintenanceOn, maintenance_message
 from .pubsub import LocalPubSub, make_pubsub
 from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
-from .store import Conflict, GameRecord, Store, make_store
+from .store import Conflict, GameRecord, StorageFull, Store, make_store
 
 log = logging.getLogger("tengen.app")
 MAX_BODY = 16 * 1024  # a move is a few dozen bytes; anything this big is not one
 COLORS = {"black": BLACK, "white": WHITE}
+# What a write refused for a full disk tells the client to wait before trying again.
+STORAGE_RETRY_AFTER = 30
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Settings:
     engine_request_timeout: float = 35.0
     engine_probe_interval: float = 2.0
     maintenance_file: str = ""  # "" = maintenance.json beside the SQLite database (the data volume)
+    sqlite_synchronous: str = "FULL"  # FULL or NORMAL: see the README's Durability
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,6 +69,7 @@ class Settings:
             engine_request_timeout=float(env.get("TENGEN_ENGINE_REQUEST_TIMEOUT", "35")),
             engine_probe_interval=float(env.get("TENGEN_ENGINE_PROBE_INTERVAL", "2")),
             maintenance_file=env.get("TENGEN_MAINTENANCE_FILE", ""),
+            sqlite_synchronous=env.get("TENGEN_SQLITE_SYNCHRONOUS", "FULL"),
         )
 
     def maintenance_path(self) -> str:
@@ -95,6 +100,12 @@ class Metrics:
             registry=self.registry,
         )
         self.moves = Counter("tengen_moves", "Moves played", ["by"], registry=self.registry)
+        self.storage_writable = Gauge(
+            "tengen_storage_writable",
+            "0 while the database's last write failed for lack of space, 1 once one succeeded",
+            registry=self.registry,
+        )
+        self.storage_writable.set(1)
         self.broadcast = Histogram(
             "tengen_broadcast_seconds",
             "Time to hand one game event to every WebSocket watching the game",
@@ -134,7 +145,9 @@ def view(rec: GameRecord, game: Game) -> dict:
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store: Store = make_store(settings.database_url, settings.db_path)
+        self.store: Store = make_store(settings.database_url, settings.db_path, settings.sqlite_synchronous)
+        # Why the database cannot be written (its file system is full), None while it can.
+        self.storage_error: str | None = None
         self.metrics = Metrics()
         self.pubsub: LocalPubSub = make_pubsub(settings.redis_url, self.metrics.broadcast.observe)
         self.engine = EngineClient(
@@ -242,7 +255,7 @@ class Service:
                 rec.moves, rec.result = game.moves, game.result
                 self.maintenance.refuse_writes()  # under the game's lock: see Maintenance
                 try:
-                    await self.store.update(rec)
+                    await self.write(self.store.update(rec))
                 except Conflict:
                     continue  # another replica wrote first: judge the move again on the new position
                 break
@@ -253,6 +266,50 @@ class Service:
         await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
         self.maybe_ai(rec, game)
         return data
+
+    async def write(self, operation: Awaitable[None]) -> None:
+        """Run a store write; a full disk answers 503 with Retry-After (nothing was written) and
+        marks the storage unwritable until a write succeeds again: no restart is needed."""
+        try:
+            await operation
+        except StorageFull as exc:
+            self.storage_failed(str(exc))
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps(
+                    {
+                        "error": "the database's disk is full: nothing was saved, try again later",
+                        "reason": "storage full",
+                    }
+                ),
+                content_type="application/json",
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+            ) from None
+        self.storage_ok()
+
+    def storage_failed(self, error: str) -> None:
+        if self.storage_error is None:
+            log.error("database cannot be written: storage full", extra={"fields": {"error": error}})
+        self.storage_error = error
+        self.metrics.storage_writable.set(0)
+
+    def storage_ok(self) -> None:
+        if self.storage_error is not None:
+            log.info("database can be written again")
+        self.storage_error = None
+        self.metrics.storage_writable.set(1)
+
+    async def probe_storage(self) -> None:
+        """While the storage is known to be full, try a write that changes nothing, so that the
+        state clears by itself once space is freed. Not during maintenance, which may be
+        replacing the database file."""
+        if self.storage_error is None or self.maintenance.flag.read() is not None:
+            return
+        try:
+            await self.store.probe_write()
+        except StorageFull as exc:
+            self.storage_failed(str(exc))
+        else:
+            self.storage_ok()
 
     def lock_of(self, game_id: str) -> asyncio.Lock:
         return self.locks[hash(game_id) % len(self.locks)]
@@ -379,7 +436,7 @@ class Service:
         )
         async with self.lock_of(rec.id):
             self.maintenance.refuse_writes()
-            await self.store.create(rec)
+            await self.write(self.store.create(rec))
         game = Game(size, rec.komi)
         self.maybe_ai(rec, game)
         log.info("game created", extra={"fields": {"game": rec.id, "size": size, "opponent": opponent}})
@@ -449,7 +506,11 @@ class Service:
     async def readyz(self, request: web.Request) -> web.Response:
         """Ready when this replica's own stores answer. The engine is not asked: an engine outage
         would otherwise mark every backend unready at once (the load balancer would replace them
-        all, dropping every WebSocket); AI moves wait for it instead, and the body says how it is."""
+        all, dropping every WebSocket); AI moves wait for it instead, and the body says how it is.
+        A full disk is reported, not failed: reads and WebSockets still work, and on one VM there
+        is no other replica to send players to; writes answer 503 meanwhile."""
+        await self.probe_storage()
+        storage = {"storage": {"writable": False, "reason": "storage full"}} if self.storage_error else {}
         reasons = []
         for name, check in (
             ("database", self.store.ping),
@@ -463,9 +524,10 @@ class Service:
             reasons.append("shutting down")
         if reasons:
             return web.json_response(
-                {"status": "unready", "reasons": reasons, "engine": self.engine_status["status"]}, status=503
+                {"status": "unready", "reasons": reasons, "engine": self.engine_status["status"], **storage},
+                status=503,
             )
-        return web.json_response({"status": "ready", "engine": self.engine_status["status"]})
+        return web.json_response({"status": "ready", "engine": self.engine_status["status"], **storage})
 
     async def maintenance_view(self, request: web.Request) -> web.Response:
         """This replica's state: active once it refuses every write and none is in flight."""
@@ -473,6 +535,7 @@ class Service:
         return web.json_response({"active": notice is not None, **(notice.as_dict() if notice else {})})
 
     async def metrics_view(self, request: web.Request) -> web.Response:
+        await self.probe_storage()  # tengen_storage_writable clears once space is freed
         resp = web.Response(body=generate_latest(self.metrics.registry))
         resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return resp

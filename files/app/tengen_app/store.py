@@ -65,6 +65,17 @@ class Conflict(Exception):
     """The game changed since it was read."""
 
 
+class StorageFull(Exception):
+    """The database's file system has no room left: nothing was written, and the same write
+    goes through again once space is freed."""
+
+
+# How SQLite syncs the WAL: FULL (the default) at every commit, so an acknowledged move survives
+# a power loss; NORMAL only at checkpoints (a crash of the process loses nothing, a power loss
+# the last commits). See the README's Durability.
+SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+
+
 class Store:
     """The interface both backends implement."""
 
@@ -76,12 +87,20 @@ class Store:
     async def get(self, game_id: str) -> GameRecord | None: ...
     async def update(self, game: GameRecord) -> None: ...
 
+    async def probe_write(self) -> None:
+        """Commit a write that changes nothing: StorageFull when there is no room for one."""
+
 
 class SqliteStore(Store):
     """One connection used from a worker thread at a time; WAL lets readers go on during a write."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in SYNCHRONOUS:
+            raise ValueError(
+                f"TENGEN_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS)} (got {synchronous!r})"
+            )
         self.path = path
+        self.synchronous = synchronous.upper()
         self.conn: sqlite3.Connection | None = None
         self.lock = asyncio.Lock()
 
@@ -89,7 +108,7 @@ class SqliteStore(Store):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
         self.conn.execute("PRAGMA busy_timeout=10000")
 
     async def close(self) -> None:
@@ -101,6 +120,18 @@ class SqliteStore(Store):
     async def _run(self, fn: Any, *args: Any) -> Any:
         async with self.lock:
             return await asyncio.to_thread(fn, *args)
+
+    def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        assert self.conn is not None
+        try:
+            return self.conn.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            # SQLITE_FULL: the WAL could not grow (ENOSPC). SQLite rolled the statement back.
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_FULL:
+                raise
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StorageFull(str(exc)) from None
 
     def _migrate(self) -> int:
         assert self.conn is not None
@@ -129,7 +160,7 @@ class SqliteStore(Store):
     async def create(self, game: GameRecord) -> None:
         assert self.conn is not None
         await self._run(
-            self.conn.execute, f"INSERT INTO games ({COLUMNS}) VALUES ({', '.join('?' * 12)})", _row(game)
+            self._write, f"INSERT INTO games ({COLUMNS}) VALUES ({', '.join('?' * 12)})", _row(game)
         )
 
     async def get(self, game_id: str) -> GameRecord | None:
@@ -141,10 +172,19 @@ class SqliteStore(Store):
 
     async def update(self, game: GameRecord) -> None:
         assert self.conn is not None
-        cursor = await self._run(self.conn.execute, UPDATE_SQL, _update_args(game))
+        cursor = await self._run(self._write, UPDATE_SQL, _update_args(game))
         if cursor.rowcount != 1:
             raise Conflict(game.id)
         game.version += 1
+
+    async def probe_write(self) -> None:
+        # Rewriting the header's user_version (unused here) with its own value commits one page.
+        def probe() -> None:
+            assert self.conn is not None
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            self._write(f"PRAGMA user_version={int(version)}")
+
+        await self._run(probe)
 
 
 class PostgresStore(Store):
@@ -233,9 +273,9 @@ def _update_args(game: GameRecord) -> tuple:
     return (json.dumps(game.moves), game.result, game.updated_at, game.id, game.version)
 
 
-def make_store(database_url: str | None, db_path: str) -> Store:
+def make_store(database_url: str | None, db_path: str, sqlite_synchronous: str = "FULL") -> Store:
     if database_url:
         if not database_url.startswith(("postgres://", "postgresql://")):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         return PostgresStore(database_url)
-    return SqliteStore(db_path)
+    return SqliteStore(db_path, sqlite_synchronous)
