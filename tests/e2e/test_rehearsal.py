@@ -317,7 +317,7 @@ def test_a_new_revision_rolls_replica_by_replica_without_failing_a_request(rehea
     assert report.reconnects > 0
 
     names = rehearsed.rehearsal_containers()
-    replicas = [n for n in names if "-rehearsal-" not in n]
+    replicas = [n for n in names if not n.startswith(f"{STACK}-rehearsal-")]  # not the stand-ins
     assert replicas == [
         f"{STACK}-backend-1-r2", f"{STACK}-backend-2-r2", f"{STACK}-engine-1-r2", f"{STACK}-web-1-r2"
     ]  # fmt: skip
