@@ -74,7 +74,7 @@ def outline(steps: list[dict[str, Any]]) -> list[tuple[str, str, list[str]]]:
     out = []
     for step in steps:
         what = step.get("servers") or step.get("replicas") or []
-        out.append((step["kind"], step["service"] if "service" in step else "", [
+        out.append((step["kind"], step["service"], [
             w["name"] if isinstance(w, dict) else w for w in what
         ]))  # fmt: skip
     return out
@@ -119,10 +119,10 @@ def test_a_new_revision_starts_new_replicas_admits_them_once_healthy_then_drains
     web = "tengen-staging-web/tengen-staging-web-1"
     assert outline(result["steps"]) == [
         ("start", "backend", [f"{BACKEND}-1-r2", f"{BACKEND}-2-r2"]),
-        ("configure", "", [old[0], new[0], old[1], new[1], web]),
+        ("configure", "backend", [old[0], new[0], old[1], new[1], web]),
         ("admit", "backend", new),
         ("drain", "backend", old),
-        ("configure", "", [*new, web]),
+        ("configure", "backend", [*new, web]),
         ("stop", "backend", [f"{BACKEND}-1", f"{BACKEND}-2"]),
         # The engine has no target group: its Cloud Map name is an alias of both for a moment.
         ("start", "engine", ["tengen-staging-engine-1-r2"]),
@@ -150,7 +150,7 @@ def test_a_new_revision_starts_new_replicas_admits_them_once_healthy_then_drains
 def test_minimum_healthy_percent_below_100_stops_an_old_replica_before_its_replacement_starts() -> None:
     snap = revised(recorded(), "backend", deployment={"minimumHealthyPercent": 50, "maximumPercent": 100})
     result = roll(snap, deployed())
-    backend = [step for step in outline(result["steps"]) if step[1] == "backend"]
+    backend = [step for step in outline(result["steps"]) if step[1] == "backend" and step[0] != "configure"]
     assert [(kind, what) for kind, _, what in backend] == [
         ("drain", [f"{BACKEND}/{BACKEND}-1"]),
         ("stop", [f"{BACKEND}-1"]),

@@ -395,7 +395,7 @@ def proxy_config(
         "    log stdout format raw local0",
         "    # Two descriptors per connection: 8000 stays within a container's usual 20000.",
         "    maxconn 8000",
-        "    # The runtime API; a reload hands the listening sockets over through it (no refused connection).",
+        "    # The runtime API; a reload hands the listening sockets over through it (none refused).",
         "    stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners",
         "",
         "resolvers docker",

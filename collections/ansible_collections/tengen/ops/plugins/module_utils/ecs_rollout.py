@@ -150,13 +150,15 @@ def rollout(
         }
     steps: list[dict[str, Any]] = []
 
-    def configure(standby: frozenset[str] = frozenset()) -> None:
+    def configure(rolled: str, standby: frozenset[str] = frozenset()) -> None:
         stage = copy.deepcopy(plan)
         for service in stage["services"]:
             listed = live[service["name"]]
             service["replicas"] = [{"name": n} for n in sorted(listed, key=lambda n: (listed[n], n))]
         proxy = proxy_config(snapshot, stage, listener_ports, bind_address=bind_address, standby=standby)
-        steps.append({"kind": "configure", "config": proxy["config"], "servers": proxy["servers"]})
+        steps.append(
+            {"kind": "configure", "service": rolled, "config": proxy["config"], "servers": proxy["servers"]}
+        )
 
     for service in plan["services"]:
         name, replace = service["name"], replacements[service["name"]]
@@ -184,7 +186,7 @@ def rollout(
                     steps.append({"kind": "start", "service": name, "replicas": new})
                     live[name].update({s["name"]: int(s["labels"][SLOT_LABEL]) for s in new})
                     if balanced:
-                        configure(frozenset(s["name"] for s in new))
+                        configure(name, frozenset(s["name"] for s in new))
                         admitted = _servers(service, [s["name"] for s in new])
                         steps.append({"kind": "admit", "service": name, "servers": admitted})
                     continue
@@ -196,7 +198,7 @@ def rollout(
                 for old in olds:
                     live[name].pop(old)
                 if balanced:
-                    configure()
+                    configure(name)
                 # Stopped with the stop timeout its own task definition gave the container.
                 steps.append({"kind": "stop", "service": name, "replicas": olds})
     return {"plan": plan, "steps": steps}
