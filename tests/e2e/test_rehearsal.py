@@ -486,3 +486,75 @@ def test_the_engine_killed_then_stopped_leaves_every_backend_up_and_ai_moves_res
         f"import socket; print(socket.gethostbyname('engine.{STACK}.internal'))",
     )  # fmt: skip
     assert resolved == address
+
+
+# -- a new task definition revision, rolled under load -------------------------------------------
+ROLLED_TAG = "0.2.0-rehearsal"
+
+
+def test_a_new_revision_rolls_replica_by_replica_without_failing_a_request(rehearsed: Deployed) -> None:
+    """The images under a second tag, a new revision of every task definition, then rehearse.yml
+    while players play through the stand-in ALB: new replicas take traffic once healthy, the old
+    ones are drained and stopped, HAProxy reloads without dropping a connection."""
+    from tests.player_load import PlayerLoad
+
+    started, timings = time.monotonic(), {}
+    common = {"scale_out_stack": STACK, "scale_out_image_tag": ROLLED_TAG}
+    pushed = run_playbook(
+        "images.yml", rehearsed.endpoint, {"aws_images_registry": rehearsed.registry, **common}, moto=False
+    )
+    assert pushed.rc == 0, pushed.output[-3000:]
+    cert = aws(rehearsed.endpoint, "acm").list_certificates()["CertificateSummaryList"][0]["CertificateArn"]
+    track = run_playbook(
+        "all.yml",
+        rehearsed.endpoint,
+        {"scale_out_certificate_arn": cert, "scale_out_domain": "rehearsal.example.net",
+         "scale_out_hosted_zone": "example.net", **common},
+    )  # fmt: skip
+    assert track.rc == 0, track.output[-3000:]
+    ecs = aws(rehearsed.endpoint, "ecs")
+    services = ecs.describe_services(cluster=STACK, services=["backend", "engine", "web"])["services"]
+    assert {s["serviceName"]: s["taskDefinition"].rsplit(":", 1)[1] for s in services} == {
+        "backend": "2", "engine": "2", "web": "2"
+    }  # fmt: skip
+    timings["new revision registered"] = time.monotonic() - started
+
+    alb = f"{STACK}-rehearsal-alb"
+    alb_started = rehearsed.vm("docker", "inspect", "-f", "{{.State.StartedAt}}", alb)
+    with PlayerLoad(rehearsed.alb) as load:
+        time.sleep(5)  # games and their watchers under way before the first replica changes
+        rolled = rehearsed.rehearse()
+        assert rolled.rc == 0, rolled.output[-5000:]
+        time.sleep(5)  # and still played on the new replicas only
+    report = load.report
+    timings["rolled under load"] = time.monotonic() - started
+    print(f"rolling update under load: {report.summary()}")
+    assert report.clean, f"{report.summary()}: {report.details()}"
+    assert report.moves > 0 and report.ai_replies > 0
+    # The watchers held on the old backends were told 1012 when those stopped, and reconnected.
+    assert report.reconnects > 0
+
+    names = rehearsed.rehearsal_containers()
+    replicas = [n for n in names if not n.startswith(f"{STACK}-rehearsal-")]  # not the stand-ins
+    assert replicas == [
+        f"{STACK}-backend-1-r2", f"{STACK}-backend-2-r2", f"{STACK}-engine-1-r2", f"{STACK}-web-1-r2"
+    ]  # fmt: skip
+    for name in replicas:
+        image = rehearsed.vm("docker", "inspect", "-f", "{{.Config.Image}}", name)
+        assert image.endswith(f":{ROLLED_TAG}"), (name, image)
+    with urllib.request.urlopen(f"{rehearsed.stats}/stats;csv", timeout=10) as resp:
+        health = {(s["backend"], s["server"]): s["status"] for s in haproxy_servers(resp.read().decode())}
+    assert health == {
+        (f"{STACK}-backend", f"{STACK}-backend-1-r2"): "UP",
+        (f"{STACK}-backend", f"{STACK}-backend-2-r2"): "UP",
+        (f"{STACK}-web", f"{STACK}-web-1-r2"): "UP",
+    }
+    # HAProxy was reloaded, never restarted.
+    assert rehearsed.vm("docker", "inspect", "-f", "{{.State.StartedAt}}", alb) == alb_started
+
+    again = rehearsed.rehearse()
+    assert again.rc == 0, again.output[-5000:]
+    assert again.changed == 0, again.changed_tasks
+    timings["second run unchanged"] = time.monotonic() - started
+    figures = json.dumps({k: round(v) for k, v in timings.items()})
+    print(f"rolling update timings (s since the test started): {figures}")

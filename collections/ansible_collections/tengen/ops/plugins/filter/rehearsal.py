@@ -36,7 +36,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: One dict per server with keys backend, server, status, check_status, line.
+  description: One dict per server with keys backend, server, id (backend/server), status,
+    check_status, weight, sessions (current sessions) and line.
   type: list
   elements: dict
 """
@@ -50,6 +51,9 @@ def haproxy_servers(text: str) -> list[dict[str, Any]]:
             "server": row["svname"],
             "status": row["status"],
             "check_status": row.get("check_status", ""),
+            "id": f"{row['pxname']}/{row['svname']}",
+            "weight": int(row.get("weight") or 0),
+            "sessions": int(row.get("scur") or 0),
             "line": f"{row['pxname']}/{row['svname']} {row['status']} {row.get('check_status', '')}".strip(),
         }
         for row in rows

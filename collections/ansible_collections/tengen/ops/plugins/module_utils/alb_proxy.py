@@ -100,9 +100,16 @@ def _expect(codes: list[int]) -> str:
 
 
 def target_group_backend(
-    tg: Mapping[str, Any], attributes: list[Mapping[str, str]], servers: list[tuple[str, int]]
+    tg: Mapping[str, Any],
+    attributes: list[Mapping[str, str]],
+    servers: list[tuple[str, int]],
+    standby: frozenset[str] = frozenset(),
 ) -> tuple[list[str], dict[str, Any]]:
-    """HAProxy backend lines for one target group, and the values it was built from."""
+    """HAProxy backend lines for one target group, and the values it was built from.
+
+    A server named in `standby` is listed with weight 0: known to HAProxy, health-checked, but
+    given no traffic until the runtime API sets its weight (a replica being rolled in).
+    """
     where = f"target group {tg['TargetGroupName']}"
     unknown = sorted(k for k in tg if k not in TARGET_GROUP_FIELDS)
     if unknown:
@@ -179,7 +186,10 @@ def target_group_backend(
     if values["slow_start"]:
         server_options.append(f"slowstart {values['slow_start']}s")
     lines.append("    default-server " + " ".join(server_options))
-    lines += [f"    server {_name(name)} {name}:{server_port}" for name, server_port in servers]
+    lines += [
+        f"    server {_name(name)} {name}:{server_port}" + (" weight 0" if name in standby else "")
+        for name, server_port in servers
+    ]
     return lines, values
 
 
@@ -280,8 +290,12 @@ def proxy_config(
     listener_ports: Mapping[int, int],
     bind_address: str = "0.0.0.0",
     stats_port: int = 8404,
+    standby: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The HAProxy configuration text, with the listeners, target groups and omissions it was built from."""
+    """The HAProxy configuration text, with the listeners, target groups and omissions it was built from.
+
+    Replicas named in `standby` are listed with weight 0 (see target_group_backend).
+    """
     lb = snapshot["load_balancer"]
     where = f"load balancer {lb['LoadBalancerName']}"
     if lb.get("Type", "application") != "application":
@@ -314,6 +328,7 @@ def proxy_config(
             tg,
             snapshot["target_group_attributes"].get(tg["TargetGroupArn"], []),
             servers.get(tg["TargetGroupArn"], []),
+            standby,
         )
         backends[tg["TargetGroupArn"]] = _name(tg["TargetGroupName"])
         backend_lines += ["", *lines]
@@ -386,7 +401,8 @@ def proxy_config(
         "    log stdout format raw local0",
         "    # Two descriptors per connection: 8000 stays within a container's usual 20000.",
         "    maxconn 8000",
-        "    stats socket /run/haproxy/admin.sock mode 600 level admin",
+        "    # The runtime API; a reload hands the listening sockets over through it (none refused).",
+        "    stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners",
         "",
         "resolvers docker",
         "    # Docker's embedded DNS: replicas keep their names when they restart with new addresses.",
@@ -399,6 +415,10 @@ def proxy_config(
         "    log global",
         "    option httplog",
         "    option dontlognull",
+        "    # A graceful reload (USR2 to the master) keeps established connections: the old worker",
+        "    # answers one more request on an idle keep-alive connection, with Connection: close,",
+        "    # instead of closing it under a client about to send (a POST is not retried).",
+        "    option idle-close-on-response",
         f"    timeout connect {CONNECT_TIMEOUT}s",
         f"    # The ALB's idle timeout ({idle} s) applies to both sides and to WebSocket tunnels.",
         f"    timeout client {idle}s",
@@ -417,5 +437,9 @@ def proxy_config(
         "idle_timeout": idle,
         "listeners": listeners,
         "target_groups": groups,
+        # Each server as HAProxy's runtime API and statistics name it.
+        "servers": [
+            f"{_name(group['name'])}/{_name(server)}" for group in groups for server in group["servers"]
+        ],
         "not_rehearsed": not_rehearsed,
     }

@@ -17,6 +17,8 @@ description:
   - A field without an equivalent on one Docker engine fails the module, naming the field.
     Deliberate omissions (IAM roles, security groups, TLS certificates) are returned in
     I(not_rehearsed).
+  - Compares the plan with the replicas that run (I(running)) and returns the steps of a rolling
+    update, in ECS order, for every service whose task definition revision changed.
   - Makes only read calls and changes nothing. The plan holds secret values, so register it
     with C(no_log).
 version_added: 0.1.0
@@ -55,6 +57,20 @@ options:
     description: Address the stand-in proxy's listeners bind to inside its container.
     type: str
     default: 0.0.0.0
+  running:
+    description:
+      - The containers that run now on the rehearsal host, as C(community.docker.docker_host_info)
+        returns them with C(verbose_output) (their labels name service, task definition and slot).
+      - A replica running an older task definition revision than its service's is replaced by a
+        rolling update (see I(steps)); one running the service's revision is kept.
+    type: list
+    elements: dict
+    default: []
+  proxy_running:
+    description: Whether the stand-in proxy runs; without it the rolling update has no load
+      balancer steps.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -101,6 +117,16 @@ not_rehearsed:
   returned: success
   type: list
   elements: str
+steps:
+  description:
+    - The rolling update, in order; each step has C(kind) (C(start), C(configure), C(admit),
+      C(drain) or C(stop)) and C(service). C(start) has C(replicas) (docker_container parameters),
+      C(stop) the names of C(replicas); C(configure) has the HAProxy C(config) and the C(servers)
+      (backend, server) it lists; C(admit) and C(drain) have C(servers), C(drain) the target
+      group's deregistration delay as C(timeout). Empty when nothing is outdated. Holds secret values.
+  returned: success
+  type: list
+  elements: dict
 images:
   description: Every image the plan pulls, with its registry, repository and tag or digest (reference).
   returned: success
@@ -119,6 +145,10 @@ from ansible_collections.tengen.ops.plugins.module_utils.ecs_rehearsal import ( 
     summary,
     translate,
 )
+from ansible_collections.tengen.ops.plugins.module_utils.ecs_rollout import (  # noqa: E402
+    rollout,
+    running_replicas,
+)
 
 
 def plan_from_snapshot(snapshot: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +161,16 @@ def plan_from_snapshot(snapshot: dict[str, Any], params: dict[str, Any]) -> dict
         prefix=params["prefix"],
     )
     ports = {int(k): int(v) for k, v in params["listener_ports"].items()}
+    prefix = params["prefix"] if params["prefix"] is not None else f"{snapshot['cluster']}-"
+    rolled = rollout(
+        snapshot,
+        plan,
+        running_replicas(params.get("running") or [], prefix),
+        listener_ports=ports,
+        bind_address=params["bind_address"],
+        proxy_running=bool(params.get("proxy_running")),
+    )
+    plan = rolled["plan"]
     proxy = proxy_config(snapshot, plan, ports, bind_address=params["bind_address"])
     images = sorted({spec["image"] for service in plan["services"] for spec in service["replicas"]})
     images = [image_reference(image) for image in images]
@@ -140,6 +180,7 @@ def plan_from_snapshot(snapshot: dict[str, Any], params: dict[str, Any]) -> dict
         "summary": summary(plan),
         "not_rehearsed": plan["not_rehearsed"] + proxy["not_rehearsed"],
         "images": images,
+        "steps": rolled["steps"],
     }
 
 
@@ -154,6 +195,8 @@ def main() -> None:
             "architecture": {"type": "str", "default": "x86_64"},
             "prefix": {"type": "str"},
             "bind_address": {"type": "str", "default": "0.0.0.0"},
+            "running": {"type": "list", "elements": "dict", "default": []},
+            "proxy_running": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
