@@ -212,3 +212,30 @@ def test_readiness_does_not_wait_for_a_frozen_engine(tmp_path, two_engines) -> N
     finally:
         frozen.proc.send_signal(signal.SIGCONT)
         backend.stop()
+
+
+def test_an_engine_that_stops_answering_mid_game_hands_its_moves_to_another(tmp_path, two_engines) -> None:
+    """An engine VM that vanishes leaves the backend's pooled connections to it open, with no
+    reset: a move sent on one would wait out the request timeout (300 s here, longer than the
+    players wait). The probes take the engine out and the moves it holds go to the other one."""
+    lost, fine = two_engines
+    backend = start_backend(
+        tmp_path,
+        "",
+        TENGEN_ENGINE_URLS=f"{lost.url},{fine.url}",
+        TENGEN_ENGINE_PROBE_INTERVAL="0.3",
+        TENGEN_ENGINE_REQUEST_TIMEOUT="300",
+        TENGEN_ENGINE_TIMEOUT="600",
+    )
+    try:
+        games = [create(backend, size=9, opponent="ai", color="black") for _ in range(4)]
+        ai_turns(backend, games, 2)
+        assert answered(backend, lost) > 0  # it holds pooled connections now
+        lost.proc.send_signal(signal.SIGSTOP)
+        ai_turns(backend, games, 2)  # each AI reply within ai_turns' wait, none waits 300 s
+        assert up(backend, lost) == 0 and up(backend, fine) == 1
+        lost.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: up(backend, lost) == 1, what="the engine taken back once it answers")
+    finally:
+        lost.proc.send_signal(signal.SIGCONT)
+        backend.stop()

@@ -2,8 +2,11 @@
 
 The backend may know several gateways (the game VM's own and engine VMs). Each move goes to the
 least busy engine that is up. An engine that fails (refused connection, timeout, 5xx other than
-"queue full") is taken out at once and probed on `/readyz` in the background; it is taken back
-when it answers 200 again. With no engine up, a move waits for one until its deadline.
+"queue full") is taken out at once. Every engine is probed on `/readyz` in the background: one
+in use that fails PROBE_FAILURES probes in a row, while another is up, is taken out too, and the
+moves it holds are asked of another engine (a VM that vanished leaves pooled connections that
+would otherwise hang until the request timeout); one taken out is taken back when it answers 200
+again. With no engine up, a move waits for one until its deadline.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 log = logging.getLogger("tengen.engine")
+
+PROBE_FAILURES = 2  # failed probes in a row that take an engine in use out
+PROBE_TIMEOUT = 3.0
 
 
 class EngineError(Exception):
@@ -37,6 +43,8 @@ class Engine:
     up: bool = True
     inflight: int = 0
     failures: int = 0
+    probe_failures: int = 0  # failed probes in a row
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set while taken out
 
 
 class EngineMetrics:
@@ -121,6 +129,10 @@ class EngineClient:
         if engine.up == up:
             return
         engine.up = up
+        if up:
+            engine.gone.clear()
+        else:
+            engine.gone.set()  # the moves it holds are asked elsewhere
         self.metrics.up.labels(engine.url).set(1 if up else 0)
         self.metrics.transitions.labels(engine.url, "up" if up else "down").inc()
         if up:
@@ -133,7 +145,7 @@ class EngineClient:
     async def _probe(self, engine: Engine) -> bool:
         assert self.session is not None
         try:
-            timeout = aiohttp.ClientTimeout(total=3)
+            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
             async with self.session.get(f"{engine.url}/readyz", timeout=timeout) as resp:
                 if resp.status != 200:
                     return False
@@ -146,14 +158,20 @@ class EngineClient:
             return False
 
     async def _probe_loop(self) -> None:
-        """Probe the engines taken out; those that answer are taken back."""
+        """Probe every engine: one taken out that answers is taken back; one in use that fails
+        PROBE_FAILURES probes in a row is taken out while another is up to take its moves (a lone
+        engine slow to answer a probe on a busy VM is better waited for)."""
         while True:
             await asyncio.sleep(self.probe_interval)
-            down = [engine for engine in self.engines if not engine.up]
-            results = await asyncio.gather(*(self._probe(engine) for engine in down))
-            for engine, ok in zip(down, results, strict=True):
+            results = await asyncio.gather(*(self._probe(engine) for engine in self.engines))
+            for engine, ok in zip(self.engines, results, strict=True):
+                engine.probe_failures = 0 if ok else engine.probe_failures + 1
                 if ok:
                     self._mark(engine, True)
+                elif engine.probe_failures >= PROBE_FAILURES and any(
+                    other.up for other in self.engines if other is not engine
+                ):
+                    self._mark(engine, False, f"{engine.probe_failures} health probes failed in a row")
 
     async def ready(self) -> None:
         """Ready as soon as one engine answers its readiness probe: an unreachable engine VM
@@ -225,9 +243,25 @@ class EngineClient:
                 self._mark(engine, False, answer)
 
     async def _ask(self, engine: Engine, body: dict, timeout: float) -> tuple[str, str]:
-        """One request to one engine: (outcome, move or reason); outcome is ok, busy, refused or failed."""
-        assert self.session is not None
+        """One request to one engine: (outcome, move or reason); outcome is ok, busy, refused or
+        failed. Given up as failed as soon as the engine is taken out meanwhile."""
         engine.inflight += 1
+        asked = asyncio.ensure_future(self._post(engine, body, timeout))
+        gone = asyncio.ensure_future(engine.gone.wait())
+        try:
+            await asyncio.wait({asked, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if asked.done():
+                return asked.result()
+            return "failed", "taken out while asked (its health probes failed)"
+        finally:
+            asked.cancel()
+            gone.cancel()
+            await asyncio.gather(asked, gone, return_exceptions=True)
+            engine.inflight -= 1
+            self.changed.set()
+
+    async def _post(self, engine: Engine, body: dict, timeout: float) -> tuple[str, str]:
+        assert self.session is not None
         try:
             async with self.session.post(
                 f"{engine.url}/move", json=body, timeout=aiohttp.ClientTimeout(total=timeout)
@@ -243,6 +277,3 @@ class EngineClient:
                 return "failed", f"HTTP {resp.status}: {error}"
         except (TimeoutError, aiohttp.ClientError, ValueError, KeyError) as exc:
             return "failed", repr(exc)
-        finally:
-            engine.inflight -= 1
-            self.changed.set()
