@@ -287,13 +287,8 @@ def test_moves_through_one_replica_reach_a_websocket_on_the_other_through_redis(
     assert result["seen"][-1][0] == ["B", "E5"] and result["seen"][-1][1][0] == "W"  # the AI's reply too
 
 
-# -- Failures: a second run changes nothing; a backend replica and the engine killed under load.
-
-
-def test_a_second_run_with_nothing_changed_changes_nothing(rehearsed: Deployed) -> None:
-    second = rehearsed.rehearse()
-    assert second.rc == 0, second.output[-3000:]
-    assert second.changed == 0, second.changed_tasks
+# -- Failures: a backend replica and the engine killed under load. (That a second run changes
+# nothing is asserted after the rolling update, at the end.)
 
 
 def replicas_of(deployed: Deployed, service: str) -> list[str]:
