@@ -149,7 +149,7 @@ def test_the_scan_finds_the_known_secret_bearing_tasks():
         ("roles/game_stack/tasks/release.yml", "community.docker.docker_container_info"),
         ("roles/aws_rehearsal/tasks/datastores.yml", "community.docker.docker_container_info"),
         ("roles/game_stack/tasks/configure.yml", "ansible.builtin.template"),
-        ("roles/aws_rehearsal/tasks/services.yml", "community.docker.docker_container"),
+        ("roles/aws_rehearsal/tasks/replicas.yml", "community.docker.docker_container"),
         ("roles/aws_images/tasks/login.yml", "tengen.ops.ecr_authorization"),
         ("roles/aws_data/tasks/database.yml", "amazon.aws.rds_instance"),
     } <= found
