@@ -26,7 +26,7 @@ from .engine import EngineClient, EngineError, parse_urls
 from .maintenance import Maintenance, MaintenanceOn, maintenance_message
 from .pubsub import LocalPubSub, make_pubsub
 from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
-from .store import Conflict, GameRecord, StorageFull, Store, make_store
+from .store import Conflict, GameRecord, ReadOnly, StorageFull, Store, make_store
 
 log = logging.getLogger("tengen.app")
 MAX_BODY = 16 * 1024  # a move is a few dozen bytes; anything this big is not one
@@ -272,6 +272,17 @@ class Service:
         marks the storage unwritable until a write succeeds again: no restart is needed."""
         try:
             await operation
+        except ReadOnly:
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps(
+                    {
+                        "error": "the service is moving: nothing was saved, try again in a few minutes",
+                        "reason": "read-only",
+                    }
+                ),
+                content_type="application/json",
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+            ) from None
         except StorageFull as exc:
             self.storage_failed(str(exc))
             raise web.HTTPServiceUnavailable(
