@@ -669,7 +669,10 @@ def test_a_refused_and_a_failed_cutover_leave_the_vm_serving_with_its_data(
     # The stack's database holds the games played on it in the tests above: refused before any change.
     refused = cutover_run(rehearsed, cutover_setup)
     assert refused.rc != 0
-    assert "Check the target database (reachable, writable, empty unless cutover_replace)" in refused.failed_tasks
+    assert (
+        "Check the target database (reachable, writable, empty unless cutover_replace)"
+        in refused.failed_tasks
+    )
     assert "replace" in refused.output
     # The health check of the stack made to fail (nothing answers there): after the data moved.
     failed = cutover_run(
