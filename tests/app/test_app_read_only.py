@@ -48,6 +48,14 @@ def test_a_read_only_database_refuses_writes_with_503_and_serves_reads(
         with psycopg.connect(url) as pg:
             assert pg.execute("SELECT count(*), max(version) FROM games").fetchone() == (1, 2)
 
+        # A replica that starts while the database is read-only serves reads too (an ECS task replaced).
+        late = start_backend(tmp_path, engine.url, DATABASE_URL=url)
+        try:
+            assert request("GET", f"{late.url}/api/games/{game['id']}")[0] == 200
+            assert play(late, game["id"], tokens["B"], "D4")[0] == 503
+        finally:
+            assert late.stop() == 0
+
         again, _ = run_module(MODULE, {"database_url": with_password(url), "read_only": True})
         assert again["changed"] is False and not again.get("failed"), again
 

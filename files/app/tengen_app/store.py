@@ -234,11 +234,17 @@ class PostgresStore(Store):
             # An advisory lock keeps two replicas from migrating at the same time.
             async with self.conn.transaction():
                 await self.conn.execute("SELECT pg_advisory_xact_lock(31337)")
-                await self.conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-                )
-                row = await (await self.conn.execute("SELECT max(version) FROM schema_version")).fetchone()
-                current = row[0] or 0
+                # Nothing is written when the schema is up to date, so that a replica also starts
+                # on a database made read-only (a rollback to the VM is copying it).
+                found = await (await self.conn.execute("SELECT to_regclass('schema_version')")).fetchone()
+                current = 0
+                if found[0] is not None:
+                    row = await (
+                        await self.conn.execute("SELECT max(version) FROM schema_version")
+                    ).fetchone()
+                    current = row[0] or 0
+                else:
+                    await self.conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                 for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
                     await self.conn.execute(sql)
                     await self.conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
