@@ -666,7 +666,9 @@ def test_a_refused_and_a_failed_cutover_leave_the_vm_serving_with_its_data(
 ) -> None:
     vm = cutover_setup["vm"]
     game, tokens = human_game(vm, ["E5", "C3", "G7"])
-    # The stack's database holds the games played on it in the tests above: refused before any change.
+    # A game played on the stack before the cutover: its database is not empty, and a cutover
+    # without cutover_replace is refused before any change.
+    assert http(f"{rehearsed.alb}/api/games", "POST", {"size": 9, "opponent": "human"})[0] == 201
     refused = cutover_run(rehearsed, cutover_setup)
     assert refused.rc != 0
     assert (
