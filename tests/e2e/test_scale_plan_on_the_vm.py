@@ -195,7 +195,8 @@ def test_the_window_leaves_stay_under_the_player_load(sandbox: Sandbox) -> None:
     assert f"websockets {loaded['websockets']:g} WebSockets > {limit:g} (websockets_per_core) -> ecs" in busy
     # The figures the advice reports are the loaded sample's: the window's highest of each.
     for figure in ("websockets", "request_rate", "write_rate"):
-        assert headroom(busy, figure) == pytest.approx(max(idle[figure], loaded[figure]), rel=1e-5)
+        # The advice rounds to 4 decimal places and prints 6 significant digits.
+        assert headroom(busy, figure) == pytest.approx(max(idle[figure], loaded[figure]), rel=1e-5, abs=1e-4)
     print(
         f"\nload over {seconds:.1f} s: {report.summary()}; sample: {loaded['request_rate']:g} requests/s "
         f"({requests}), {loaded['write_rate']:g} writes/s ({writes}), {loaded['websockets']:g} WebSockets, "
