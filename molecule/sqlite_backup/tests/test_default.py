@@ -1,16 +1,21 @@
 """Verify: the timer fires on its own, a manual run makes a verified backup and updates the status,
-and the restore playbook brings back a deleted game while the stand-in backend is stopped and restarted."""
+the restore playbook brings back a deleted game while the stand-in backend is stopped and restarted,
+and a restore whose controller is killed while the backend is stopped still ends serving."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from tests.stack_checks import molecule_playbook  # noqa: E402
+from tests.e2e.sandbox import ANSIBLE_BIN, ansible_env  # noqa: E402
+from tests.stack_checks import REPO, molecule_playbook  # noqa: E402
 
 DB = "/var/lib/tengen/tengen.db"
 
@@ -81,6 +86,94 @@ def test_restore_brings_back_a_deleted_game(host):
         assert int(sql(host, "SELECT max(id) FROM games")) > game  # and the backend writes to it again
     finally:  # the later tests need the timer, whatever happened here
         host.run_expect([0], "systemctl start tengen-backup.timer")
+
+
+HOLD = "/run/tengen-writer-hold"
+# Holds the stand-in backend in "stopping" (its process gone, the stop not finished) while HOLD exists:
+# the moment a restore has the backend stopped, made to last until the test has killed the controller.
+HOLD_DROP_IN = f"""[Service]
+ExecStopPost=/bin/sh -c 'while [ -e {HOLD} ]; do sleep 0.2; done'
+"""
+
+
+def wait_until(what: str, check, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.5)
+
+
+def unit_state(host, unit: str) -> dict:
+    out = host.check_output(f"systemctl show {unit} -p ActiveState -p MainPID")
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def test_a_restore_whose_controller_dies_with_the_backend_stopped_ends_serving_by_itself(host):
+    host.run_expect([0], "systemctl start tengen-backup.service")
+    newest = status(host)["name"]
+    game = int(sql(host, "SELECT min(id) FROM games"))
+    sql(host, f"DELETE FROM moves WHERE game_id = {game}; DELETE FROM games WHERE id = {game};")
+    drop_in = "/run/systemd/system/tengen-writer.service.d/hold.conf"
+    host.run_expect([0], f"mkdir -p {os.path.dirname(drop_in)} && cat > {drop_in} <<'EOF'\n{HOLD_DROP_IN}EOF")
+    host.run_expect([0], f"systemctl daemon-reload && touch {HOLD}")
+    log = open(Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "killed-restore.log", "w")  # noqa: SIM115
+    controller = subprocess.Popen(
+        [
+            str(ANSIBLE_BIN / "ansible-playbook"),
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(REPO / "playbooks" / "restore.yml"),
+            "-e",
+            f"sqlite_backup_restore_backup={newest}",
+        ],
+        cwd=REPO,
+        env=ansible_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            "the restore stopping the backend",
+            lambda: (
+                controller.poll() is None
+                and unit_state(host, "tengen-writer.service")
+                == {"ActiveState": "deactivating", "MainPID": "0"}
+            ),
+        )
+        # The backend is down and the restore under way: the timer is stopped and the restore recorded.
+        assert not host.service("tengen-backup.timer").is_running
+        assert host.file("/var/lib/tengen-backup/restore-pending.json").exists
+        os.killpg(controller.pid, signal.SIGKILL)
+        controller.wait()
+    finally:
+        if controller.poll() is None:
+            os.killpg(controller.pid, signal.SIGKILL)
+            controller.wait()
+        log.close()
+        host.run_expect([0], f"rm -f {HOLD} {drop_in} && systemctl daemon-reload")
+
+    # Nothing from the controller from here on: the VM finishes the restore by itself.
+    wait_until(
+        "the backend serving again",
+        lambda: (
+            host.service("tengen-writer.service").is_running
+            and host.run("systemctl is-active tengen-restore.service").stdout.strip() != "active"
+        ),
+    )
+    assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "1"  # on the restored database
+    assert sql(host, "PRAGMA integrity_check") == "ok"
+    assert host.file(DB).user == "tengen"
+    assert host.service("tengen-backup.timer").is_running  # started again
+    assert not host.file("/var/lib/tengen-backup/restore-pending.json").exists
+    assert not host.check_output("ls -A /var/lib/tengen | grep '^.tengen-restore' || true")
+    # Two restores ran; the scenario keeps one replaced database (sqlite_backup_restore_keep_replaced).
+    kept = host.check_output("ls /var/lib/tengen | grep -c '^tengen.db.pre-restore-[0-9TZ]*$'")
+    assert int(kept) == 1
+    latest = int(sql(host, "SELECT max(id) FROM games"))
+    wait_until("the backend writing again", lambda: int(sql(host, "SELECT max(id) FROM games")) > latest, 60)
+    # The dead controller's change lock stays (an operator breaks it knowingly): free it for what follows.
+    host.run_expect([0], "rm -f /run/lock/tengen-change.lock")
 
 
 def test_the_drill_compares_the_latest_backup_with_the_live_database(host):
