@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlite_helpers import REPO, counts
+from sqlite_helpers import REPO, counts, crashed_backend
 
 # A child that swaps, but dies (os._exit, as a kill would) right after its Nth durable step.
 CRASH = r"""
@@ -31,16 +31,6 @@ os._exit(0)
 """
 
 
-def _crashed_backend(db: Path, rows: int) -> None:
-    """The backend died after committing ``rows`` more games: they live only in its WAL."""
-    code = (
-        "import sqlite3, os, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_autocheckpoint=0');"
-        f"c.executemany('INSERT INTO games(black, white) VALUES (?, ?)', [('x', 'y')] * {rows});"
-        "c.commit(); os._exit(0)"
-    )
-    subprocess.run([sys.executable, "-c", code, str(db)], check=True)
-
-
 def _staged(sb, live_db: Path, tmp_path: Path) -> Path:
     backup = sb.create_backup(str(live_db), str(tmp_path / "b"))
     staged = live_db.parent / ".restore.db"
@@ -50,7 +40,7 @@ def _staged(sb, live_db: Path, tmp_path: Path) -> Path:
 
 def test_every_rename_of_a_swap_is_followed_by_an_fsync_of_its_directory(sb, live_db, tmp_path, monkeypatch):
     staged = _staged(sb, live_db, tmp_path)
-    _crashed_backend(live_db, 3)
+    crashed_backend(live_db, 3)
     events: list[str] = []
     real_replace, real_link, real_fsync = os.replace, os.link, sb.fsync_dir
     monkeypatch.setattr(sb.os, "replace", lambda a, b: (events.append("rename"), real_replace(a, b))[1])
@@ -69,7 +59,7 @@ def test_a_crash_at_any_step_of_the_swap_leaves_the_whole_old_or_the_whole_new_d
 ):
     staged = _staged(sb, live_db, tmp_path)
     new_games = counts(staged)["games"]
-    _crashed_backend(live_db, 7)
+    crashed_backend(live_db, 7)
     old_games = new_games + 7
     pristine = tmp_path / "pristine"
     pristine.mkdir()
@@ -123,7 +113,7 @@ def test_a_restore_on_the_vm_swaps_prunes_and_leaves_no_pending_state(sb, live_d
     for stamp in ("20260101T000000Z", "20260102T000000Z"):
         Path(f"{live_db}.pre-restore-{stamp}").write_bytes(b"old")
     staged = _staged(sb, live_db, tmp_path)
-    _crashed_backend(live_db, 4)
+    crashed_backend(live_db, 4)
     state = tmp_path / "state"
     swapped = sb.restore_on_vm(
         str(staged),

@@ -43,7 +43,8 @@ TAG_LEN = 16
 COMPRESSIONS = {"gzip": ".gz", "lzma": ".xz", "none": ""}
 SSE_CHOICES = ("AES256", "aws:kms")
 TMP_PREFIX = ".tmp-"
-MIGRATION_TABLES = ("schema_migrations", "migrations", "alembic_version")
+# Where a schema records its version: the backend's own (schema_version) first.
+MIGRATION_TABLES = ("schema_version", "schema_migrations", "migrations", "alembic_version")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 LOG = logging.getLogger("tengen_backup")
 SEALED_SUFFIX = ".meta.enc"  # the encrypted full manifest beside an offsite backup
@@ -262,6 +263,44 @@ def table_row_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {name: conn.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0] for name in names}
 
 
+def game_move_counts(conn: sqlite3.Connection) -> dict[str, int] | None:
+    """Each game's move count, when the database is the backend's (``games`` with its moves as a JSON
+    array): what row counts cannot see, a move lost inside a game. None for another schema."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(games)")}
+    if not {"id", "moves"} <= columns:
+        return None
+    return {
+        str(gid): int(n or 0) for gid, n in conn.execute("SELECT id, json_array_length(moves) FROM games")
+    }
+
+
+def summarize_moves(per_game: dict[str, int] | None) -> dict[str, Any] | None:
+    """What a manifest records of the moves: games, moves in all, and a digest of every game's count."""
+    if per_game is None:
+        return None
+    digest = hashlib.sha256("".join(f"{gid}\t{n}\n" for gid, n in sorted(per_game.items())).encode())
+    return {"games": len(per_game), "moves": sum(per_game.values()), "sha256": digest.hexdigest()}
+
+
+def compare_game_moves(restored: dict[str, int], live: dict[str, int]) -> dict[str, Any]:
+    """The drill's comparison of moves. A game's moves only grow, so the live database must hold every
+    game of the restored copy with at least as many moves: fewer means moves lost (on either side)."""
+    lost = {
+        gid: {"restored": n, "live": live[gid]}
+        for gid, n in sorted(restored.items())
+        if gid in live and live[gid] < n
+    }
+    gone = sorted(gid for gid in restored if gid not in live)
+    return {
+        "restored": {"games": len(restored), "moves": sum(restored.values())},
+        "live": {"games": len(live), "moves": sum(live.values())},
+        "games_with_lost_moves": len(lost),
+        "lost": dict(list(lost.items())[:20]),  # the first few, by id
+        "games_missing_in_live": len(gone),
+        "missing_in_live": gone[:20],
+    }
+
+
 def describe_database(conn: sqlite3.Connection) -> dict[str, Any]:
     info: dict[str, Any] = {
         "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
@@ -277,6 +316,9 @@ def describe_database(conn: sqlite3.Connection) -> dict[str, Any]:
             info["migrations"] = {"table": candidate, "rows": tables[candidate], "latest": latest}
             break
     info["tables"] = tables
+    moves = summarize_moves(game_move_counts(conn))
+    if moves is not None:
+        info["game_moves"] = moves
     return info
 
 
@@ -1072,10 +1114,13 @@ def unpack_backup(
         conn = open_existing(db_tmp, readonly=True)
         try:
             tables = table_row_counts(conn)
+            moves = summarize_moves(game_move_counts(conn))
         finally:
             conn.close()
         if "tables" in manifest and tables != manifest["tables"]:
             raise VerificationError(f"{manifest['name']}: row counts differ from the manifest")
+        if manifest.get("game_moves") and moves != manifest["game_moves"]:
+            raise VerificationError(f"{manifest['name']}: the games' move counts differ from the manifest")
         os.replace(db_tmp, dest_path)
         fsync_dir(directory)
     finally:

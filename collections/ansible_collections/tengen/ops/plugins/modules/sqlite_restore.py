@@ -21,8 +21,10 @@ description:
     replaced databases (O(keep_replaced)). If the unit stops half-way (killed, or over O(timeout)), its
     C(ExecStopPost) starts the backend and the timer again, on whichever whole database is in place. Needs the
     C(tengen-backup) command that the C(sqlite_backup) role installs.
-  - O(action=drill) stages the backup to a scratch O(dest), compares its row counts with the live database
-    (opened read-only) and removes the scratch copy. It fails when the restored copy lacks a live table.
+  - O(action=drill) stages the backup to a scratch O(dest), compares its row counts and, for the backend's
+    schema, every game's move count with the live database (opened read-only) and removes the scratch copy.
+    It fails when the restored copy lacks a live table, or when a game holds fewer moves live than in the
+    backup (a game's moves only grow: a move was lost). Games missing live are reported, not failed.
 author: tengen maintainers
 extends_documentation_fragment:
   - tengen.ops.sqlite_backup
@@ -146,7 +148,10 @@ tables:
   type: dict
   sample: {games: 120, moves: 9800}
 comparison:
-  description: Per table, the restored and live row counts and their difference (live minus restored).
+  description:
+    - Per table, the restored and live row counts and their difference (live minus restored).
+    - C(moves) (backend schema only) - games and moves on each side, the games with fewer moves live
+      (C(games_with_lost_moves), the first in C(lost)) and the games missing live.
   returned: action is drill, not in check mode
   type: dict
 kept:
@@ -176,6 +181,14 @@ def _pick(module: AnsibleModule, s3: sb.S3Target | None) -> sb.Backup:
     backups = sb.list_s3(s3, skipped) if s3 is not None else sb.list_local(p["backup_dir"])
     _warn_skipped(module, skipped)
     return sb.find_backup(backups, p["backup"])
+
+
+def _game_moves(path: str) -> dict[str, int] | None:
+    conn = sb.open_existing(path, readonly=True)
+    try:
+        return sb.game_move_counts(conn)
+    finally:
+        conn.close()
 
 
 def _warn_skipped(module: AnsibleModule, skipped: list[str]) -> None:
@@ -293,8 +306,10 @@ def main() -> None:
         if p["action"] == "stage":
             module.exit_json(changed=True, backup=backup_info, tables=result["tables"], dest=p["dest"])
 
-        # drill: compare with the live database, then remove the scratch copy
+        # drill: compare with the live database (rows, and every game's moves), then remove the scratch copy
         try:
+            restored_moves = _game_moves(p["dest"])
+            live_moves = _game_moves(p["db_path"])
             conn = sb.open_existing(p["db_path"], readonly=True)
             try:
                 live = sb.table_row_counts(conn)
@@ -303,10 +318,20 @@ def main() -> None:
         finally:
             os.unlink(p["dest"])
         comparison = sb.compare_row_counts(result["tables"], live)
+        if restored_moves is not None and live_moves is not None:
+            comparison["moves"] = sb.compare_game_moves(restored_moves, live_moves)
         if comparison["missing_in_restored"]:
             module.fail_json(
                 msg=f"the restored copy of {result['name']} lacks the live tables "
                 f"{comparison['missing_in_restored']}",
+                backup=backup_info,
+                comparison=comparison,
+            )
+        lost = comparison.get("moves", {}).get("games_with_lost_moves")
+        if lost:
+            module.fail_json(
+                msg=f"{lost} games hold fewer moves live than in {result['name']} (moves only grow): "
+                f"moves were lost, e.g. {comparison['moves']['lost']}",
                 backup=backup_info,
                 comparison=comparison,
             )
