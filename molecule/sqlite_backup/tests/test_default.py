@@ -116,7 +116,13 @@ def test_a_restore_whose_controller_dies_with_the_backend_stopped_ends_serving_b
     drop_in = "/run/systemd/system/tengen-writer.service.d/hold.conf"
     host.run_expect([0], f"mkdir -p {os.path.dirname(drop_in)} && cat > {drop_in} <<'EOF'\n{HOLD_DROP_IN}EOF")
     host.run_expect([0], f"systemctl daemon-reload && touch {HOLD}")
-    log = open(Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "killed-restore.log", "w")  # noqa: SIM115
+    log_path = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "killed-restore.log"
+    log = open(log_path, "w")  # noqa: SIM115
+
+    def log_text() -> str:
+        log.flush()
+        return log_path.read_text()
+
     controller = subprocess.Popen(
         [
             str(ANSIBLE_BIN / "ansible-playbook"),
@@ -133,14 +139,18 @@ def test_a_restore_whose_controller_dies_with_the_backend_stopped_ends_serving_b
         start_new_session=True,
     )
     try:
-        wait_until(
-            "the restore stopping the backend",
-            lambda: (
-                controller.poll() is None
-                and unit_state(host, "tengen-writer.service")
-                == {"ActiveState": "deactivating", "MainPID": "0"}
-            ),
-        )
+
+        def backend_stopped() -> bool:
+            if controller.poll() is not None:
+                raise AssertionError(
+                    f"the restore ended before it stopped the backend:\n{log_text()[-3000:]}"
+                )
+            return unit_state(host, "tengen-writer.service") == {
+                "ActiveState": "deactivating",
+                "MainPID": "0",
+            }
+
+        wait_until("the restore stopping the backend", backend_stopped)
         # The backend is down and the restore under way: the timer is stopped and the restore recorded.
         assert not host.service("tengen-backup.timer").is_running
         assert host.file("/var/lib/tengen-backup/restore-pending.json").exists

@@ -16,7 +16,7 @@ description:
   - O(action=swap) puts a staged database in place of O(db_path) in one rename, keeping the database it
     replaces (with its WAL) as O(db_path) + O(keep_suffix). Stop the service using the database first.
   - O(action=handover) does what O(action=swap) does, and stops and starts the backend around it, in a
-    transient systemd unit on the target that finishes without the controller: under the backups' lock, with
+    transient systemd unit on the target that finishes without the controller. Under the backups' lock, with
     the backup timer stopped, it stops the backend, swaps, starts the backend and the timer and prunes old
     replaced databases (O(keep_replaced)). If the unit stops half-way (killed, or over O(timeout)), its
     C(ExecStopPost) starts the backend and the timer again, on whichever whole database is in place. Needs the
@@ -24,7 +24,7 @@ description:
   - O(action=drill) stages the backup to a scratch O(dest), compares its row counts and, for the backend's
     schema, every game's move count with the live database (opened read-only) and removes the scratch copy.
     It fails when the restored copy lacks a live table, or when a game holds fewer moves live than in the
-    backup (a game's moves only grow: a move was lost). Games missing live are reported, not failed.
+    backup (a game's moves only grow, so a move was lost). Games missing live are reported, not failed.
 author: tengen maintainers
 extends_documentation_fragment:
   - tengen.ops.sqlite_backup
@@ -213,6 +213,8 @@ def _handover(module: AnsibleModule) -> None:
         env_file=p["env_file"],
     )
     result_path = os.path.join(p["state_dir"], sb.RESTORE_RESULT)
+    if os.path.exists(result_path):  # an earlier restore's outcome must not pass for this one's
+        os.unlink(result_path)
     rc, out, err = module.run_command(argv)
     try:
         with open(result_path, "rb") as handle:
