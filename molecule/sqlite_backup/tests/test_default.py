@@ -108,64 +108,81 @@ def unit_state(host, unit: str) -> dict:
     return dict(line.split("=", 1) for line in out.splitlines())
 
 
-def test_a_restore_whose_controller_dies_with_the_backend_stopped_ends_serving_by_itself(host):
+DROP_IN = "/run/systemd/system/tengen-writer.service.d/hold.conf"
+PENDING = "/var/lib/tengen-backup/restore-pending.json"
+
+
+def delete_a_game_after_a_backup(host) -> tuple[str, int]:
+    """A fresh backup, then a game deleted live: restoring that backup brings the game back."""
     host.run_expect([0], "systemctl start tengen-backup.service")
     newest = status(host)["name"]
     game = int(sql(host, "SELECT min(id) FROM games"))
     sql(host, f"DELETE FROM moves WHERE game_id = {game}; DELETE FROM games WHERE id = {game};")
-    drop_in = "/run/systemd/system/tengen-writer.service.d/hold.conf"
-    host.run_expect([0], f"mkdir -p {os.path.dirname(drop_in)} && cat > {drop_in} <<'EOF'\n{HOLD_DROP_IN}EOF")
-    host.run_expect([0], f"systemctl daemon-reload && touch {HOLD}")
-    log_path = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "killed-restore.log"
-    log = open(log_path, "w")  # noqa: SIM115
+    return newest, game
 
-    def log_text() -> str:
-        log.flush()
-        return log_path.read_text()
 
-    controller = subprocess.Popen(
-        [
-            str(ANSIBLE_BIN / "ansible-playbook"),
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(REPO / "playbooks" / "restore.yml"),
-            "-e",
-            f"sqlite_backup_restore_backup={newest}",
-        ],
-        cwd=REPO,
-        env=ansible_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+class Restore:
+    """restore.yml run in the background, the stand-in backend held in its stop while HOLD exists."""
 
-        def backend_stopped() -> bool:
-            if controller.poll() is not None:
+    def __init__(self, host, backup: str, log_name: str) -> None:
+        self.host = host
+        host.run_expect(
+            [0], f"mkdir -p {os.path.dirname(DROP_IN)} && cat > {DROP_IN} <<'EOF'\n{HOLD_DROP_IN}EOF"
+        )
+        host.run_expect([0], f"systemctl daemon-reload && touch {HOLD}")
+        self.log_path = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / log_name
+        self.log = open(self.log_path, "w")  # noqa: SIM115
+        self.controller = subprocess.Popen(
+            [
+                str(ANSIBLE_BIN / "ansible-playbook"),
+                *("-i", os.environ["MOLECULE_INVENTORY_FILE"]),
+                str(REPO / "playbooks" / "restore.yml"),
+                *("-e", f"sqlite_backup_restore_backup={backup}"),
+            ],
+            cwd=REPO,
+            env=ansible_env(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def wait_for_the_backend_stopped(self) -> None:
+        def stopped() -> bool:
+            if self.controller.poll() is not None:
                 raise AssertionError(
-                    f"the restore ended before it stopped the backend:\n{log_text()[-3000:]}"
+                    f"the restore ended before it stopped the backend:\n{self.output()[-3000:]}"
                 )
-            return unit_state(host, "tengen-writer.service") == {
+            return unit_state(self.host, "tengen-writer.service") == {
                 "ActiveState": "deactivating",
                 "MainPID": "0",
             }
 
-        wait_until("the restore stopping the backend", backend_stopped)
+        wait_until("the restore stopping the backend", stopped)
         # The backend is down and the restore under way: the timer is stopped and the restore recorded.
-        assert not host.service("tengen-backup.timer").is_running
-        assert host.file("/var/lib/tengen-backup/restore-pending.json").exists
-        os.killpg(controller.pid, signal.SIGKILL)
-        controller.wait()
-    finally:
-        if controller.poll() is None:
-            os.killpg(controller.pid, signal.SIGKILL)
-            controller.wait()
-        log.close()
-        host.run_expect([0], f"rm -f {HOLD} {drop_in} && systemctl daemon-reload")
-        # The dead controller's change lock stays (an operator breaks it knowingly): free it for what follows.
-        host.run_expect([0], "rm -f /run/lock/tengen-change.lock")
+        assert not self.host.service("tengen-backup.timer").is_running
+        assert self.host.file(PENDING).exists
 
-    # Nothing from the controller from here on: the VM finishes the restore by itself.
+    def release_the_backend(self) -> None:
+        self.host.run_expect([0], f"rm -f {HOLD} {DROP_IN} && systemctl daemon-reload")
+
+    def kill_the_controller(self) -> None:
+        if self.controller.poll() is None:
+            os.killpg(self.controller.pid, signal.SIGKILL)
+        self.controller.wait()
+
+    def close(self) -> None:
+        self.kill_the_controller()
+        self.log.close()
+        self.release_the_backend()
+        # A dead or failed restore's change lock stays (an operator breaks it knowingly): free it here.
+        self.host.run_expect([0], "rm -f /run/lock/tengen-change.lock")
+
+
+def wait_for_the_backend_serving(host) -> None:
     wait_until(
         "the backend serving again",
         lambda: (
@@ -173,17 +190,53 @@ def test_a_restore_whose_controller_dies_with_the_backend_stopped_ends_serving_b
             and host.run("systemctl is-active tengen-restore.service").stdout.strip() != "active"
         ),
     )
-    assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "1"  # on the restored database
     assert sql(host, "PRAGMA integrity_check") == "ok"
     assert host.file(DB).user == "tengen"
     assert host.service("tengen-backup.timer").is_running  # started again
-    assert not host.file("/var/lib/tengen-backup/restore-pending.json").exists
-    assert not host.check_output("ls -A /var/lib/tengen | grep '^.tengen-restore' || true")
-    # Two restores ran; the scenario keeps one replaced database (sqlite_backup_restore_keep_replaced).
-    kept = host.check_output("ls /var/lib/tengen | grep -c '^tengen.db.pre-restore-[0-9TZ]*$'")
-    assert int(kept) == 1
+    assert not host.file(PENDING).exists
+    assert not host.check_output(
+        "ls -A /var/lib/tengen | grep '^.tengen-restore' || true"
+    )  # no staged copy left
     latest = int(sql(host, "SELECT max(id) FROM games"))
     wait_until("the backend writing again", lambda: int(sql(host, "SELECT max(id) FROM games")) > latest)
+
+
+def replaced_copies(host) -> int:
+    return int(host.check_output("ls /var/lib/tengen | grep -c '^tengen.db.pre-restore-[0-9TZ]*$' || true"))
+
+
+def test_a_restore_whose_controller_dies_with_the_backend_stopped_ends_serving_by_itself(host):
+    newest, game = delete_a_game_after_a_backup(host)
+    restore = Restore(host, newest, "killed-controller.log")
+    try:
+        restore.wait_for_the_backend_stopped()
+        restore.kill_the_controller()
+    finally:
+        restore.close()
+    # Nothing from the controller from here on: the VM finishes the restore by itself.
+    wait_for_the_backend_serving(host)
+    assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "1"  # on the restored database
+    # Two restores ran; the scenario keeps one replaced database (sqlite_backup_restore_keep_replaced).
+    assert replaced_copies(host) == 1
+
+
+def test_a_restore_unit_killed_with_the_backend_stopped_starts_it_again_on_the_old_database(host):
+    newest, game = delete_a_game_after_a_backup(host)
+    restore = Restore(host, newest, "killed-unit.log")
+    try:
+        restore.wait_for_the_backend_stopped()
+        # The VM-side restore itself dies before its swap (as a kill, an OOM or its time bound would end it).
+        host.run_expect([0], "systemctl kill --signal=SIGKILL tengen-restore.service")
+        restore.release_the_backend()
+        wait_until("the playbook failing", lambda: restore.controller.poll() is not None)
+        assert restore.controller.returncode != 0
+        assert "the restore unit left no result" in " ".join(restore.output().split())
+    finally:
+        restore.close()
+    # Its ExecStopPost started the backend and the timer again, on the database that was in place.
+    wait_for_the_backend_serving(host)
+    assert sql(host, f"SELECT count(*) FROM games WHERE id = {game}") == "0"  # the old database: not restored
+    assert replaced_copies(host) == 1  # nothing swapped
 
 
 def test_the_drill_compares_the_latest_backup_with_the_live_database(host):
