@@ -270,7 +270,11 @@ def game_move_counts(conn: sqlite3.Connection) -> dict[str, int] | None:
     if not {"id", "moves"} <= columns:
         return None
     return {
-        str(gid): int(n or 0) for gid, n in conn.execute("SELECT id, json_array_length(moves) FROM games")
+        str(gid): int(n or 0)
+        # -1 for a value that is not JSON: counted and compared like any other, never failing a backup
+        for gid, n in conn.execute(
+            "SELECT id, CASE WHEN json_valid(moves) THEN json_array_length(moves) ELSE -1 END FROM games"
+        )
     }
 
 
