@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,18 @@ def test_the_restore_unit_is_bounded_and_recovers_however_it_ends(sb):
         )
     with pytest.raises(sb.BackupError, match="project directory"):
         sb.BackendControl("compose")
+
+
+def test_a_swap_refuses_a_database_still_in_use_and_changes_nothing(sb, live_db, tmp_path):
+    staged = _staged(sb, live_db, tmp_path)
+    crashed_backend(live_db, 2)
+    backend = sqlite3.connect(live_db)  # a backend that was not stopped, in the middle of a read
+    backend.execute("BEGIN")
+    backend.execute("SELECT count(*) FROM games").fetchone()
+    try:
+        before = sorted(os.listdir(live_db.parent))
+        with pytest.raises(sb.BackupError, match="still in use"):
+            sb.swap_database(str(staged), str(live_db), ".pre-restore-T")
+        assert sorted(os.listdir(live_db.parent)) == before and staged.exists()
+    finally:
+        backend.close()
