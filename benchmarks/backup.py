@@ -3,9 +3,10 @@
 
     python benchmarks/backup.py [--size-mb 1024] [--writers 2] [--rate 20] [--dir /var/tmp]
 
-Builds a WAL database of about --size-mb (game-like rows: half random, half repetitive, so it
-compresses roughly as real move logs do), starts --writers processes that each commit --rate small
-transactions per second and time every commit, then measures:
+Builds a database of about --size-mb in the backend's own schema, made by its own migrations (games
+with 60-200 moves as JSON, random tokens), starts --writers processes that each play --rate moves per
+second as the backend stores them (read, append, version-guarded UPDATE, synchronous=FULL) and time
+every commit, then measures:
   * `cp` of the database file, then an online backup (copy, integrity_check, gzip, sha256, manifest):
     the backup's time as a ratio to cp's;
   * the writers' p50/p99 commit latency during a quiet window against during the backup;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -28,43 +30,51 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "collections"))
+sys.path.insert(0, str(REPO))
 from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup as sb  # noqa: E402
+
+from tests import games_db  # noqa: E402  (the backend's schema, by its own migrations)
 
 
 def build(path: Path, size_mb: int) -> int:
+    """The backend's schema by its own migrations, filled with games of 60-200 moves until size_mb."""
+    games_db.migrate(path)
+    rng = random.Random(1)
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("CREATE TABLE games(id INTEGER PRIMARY KEY, black TEXT, white TEXT, sgf TEXT)")
-    conn.execute("CREATE TABLE moves(id INTEGER PRIMARY KEY, game_id INTEGER, payload BLOB)")
-    filler = b"B[dd];W[pp];B[dp];W[pd];" * 20  # repetitive like move logs
+    conn.execute("PRAGMA synchronous=OFF")  # building only; the writers use the backend's setting
     target = size_mb * 1024 * 1024
     n = 0
     while True:
-        rows = [(i % 5000 + 1, os.urandom(480) + filler) for i in range(n, n + 20_000)]
-        conn.executemany("INSERT INTO moves(game_id, payload) VALUES (?, ?)", rows)
-        conn.commit()
-        n += len(rows)
+        batch = [games_db.game(f"g{i:09d}", rng.randrange(60, 200), rng) for i in range(n, n + 5_000)]
+        with conn:
+            games_db.insert(conn, batch)
+        n += len(batch)
         pages, page_size = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
         if pages * page_size >= target:
             break
-    conn.executemany("INSERT INTO games(black, white, sgf) VALUES ('b', 'w', ?)", [("(;GM[1])",)] * 5000)
-    conn.commit()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return n
 
 
-def writer(db: str, rate: float, stop, out) -> None:
+def writer(db: str, games: int, rate: float, stop, out) -> None:
+    """Plays moves as the backend stores them: read the game, append a move, version-guarded UPDATE."""
+    store = games_db.STORE
     conn = sqlite3.connect(db, timeout=60, isolation_level=None)
-    conn.execute("PRAGMA synchronous=NORMAL")  # the usual setting for WAL
+    conn.execute("PRAGMA synchronous=FULL")  # the backend's setting (files/app/README.md, Durability)
+    rng = random.Random(os.getpid())
     period = 1.0 / rate
     samples: list[tuple[float, float]] = []
     next_at = time.monotonic()
     while not stop.is_set():
+        game_id = f"g{rng.randrange(games):09d}"
         start = time.monotonic()
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO moves(game_id, payload) VALUES (1, ?)", (os.urandom(200),))
+        record = store.GameRecord.from_row(
+            conn.execute(f"SELECT {store.COLUMNS} FROM games WHERE id = ?", (game_id,)).fetchone()
+        )
+        record.moves.append(["B" if len(record.moves) % 2 == 0 else "W", "D4"])
+        conn.execute(store.UPDATE_SQL, store._update_args(record))
         conn.execute("COMMIT")
         samples.append((start, time.monotonic() - start))
         next_at += period
@@ -95,9 +105,12 @@ def main() -> None:
     try:
         db = work / "tengen.db"
         t = time.monotonic()
-        rows = build(db, args.size_mb)
+        games = build(db, args.size_mb)
         size = db.stat().st_size
-        print(f"database: {size / 2**20:.0f} MiB, {rows} rows, built in {time.monotonic() - t:.1f} s")
+        print(
+            f"database: {size / 2**20:.0f} MiB, {games} games (backend schema v{games_db.schema_version()}), "
+            f"built in {time.monotonic() - t:.1f} s"
+        )
 
         t = time.monotonic()
         subprocess.run(["cp", str(db), str(work / "cp.db")], check=True)
@@ -109,7 +122,7 @@ def main() -> None:
         pipes, procs = [], []
         for _ in range(args.writers):
             recv, send = mp.Pipe(duplex=False)
-            proc = mp.Process(target=writer, args=(str(db), args.rate, stop, send))
+            proc = mp.Process(target=writer, args=(str(db), games, args.rate, stop, send))
             proc.start()
             pipes.append(recv)
             procs.append(proc)
@@ -162,7 +175,7 @@ def main() -> None:
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"load average at the end:   {load} on {os.cpu_count()} CPUs")
         print(f"writers' actual rate:      {len(samples) / (b1 - quiet[0]):.0f} commits/s in all")
-        print(f"rows in the backup:        {m['tables']}")
+        print(f"rows in the backup:        {m['tables']}, moves {m.get('game_moves')}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -76,6 +76,7 @@ class Report:
     ai_replies: int = 0
     reconnects: int = 0
     stored_unanswered: int = 0  # moves whose request failed, found stored when the game was read back
+    websockets_open: int = 0  # watchers connected now (the handshake answered, not yet closed)
     failures: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # acknowledged moves not stored
     stale: list[str] = field(default_factory=list)  # watchers that did not reach the stored state
@@ -269,21 +270,11 @@ class PlayerLoad:
                     ssl=self.ctx,
                     timeout=aiohttp.ClientWSTimeout(ws_close=10),
                 ) as ws:
-                    while True:
-                        msg = await ws.receive()
-                        if msg.type == aiohttp.WSMsgType.TEXT:
-                            data = json.loads(msg.data)
-                            if data.get("type") == "game":
-                                game.seen_version = max(game.seen_version, data["game"]["version"])
-                        elif msg.type == aiohttp.WSMsgType.CLOSE:
-                            # The code of the server's close frame, as a browser's CloseEvent has it:
-                            # ws.close_code turns into 1006 when nginx's previous worker drops the
-                            # connection before the client's answering frame goes out.
-                            code = msg.data
-                            break
-                        elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                            code = ws.close_code
-                            break
+                    self.report.websockets_open += 1
+                    try:
+                        code = await self._follow(game, ws)
+                    finally:
+                        self.report.websockets_open -= 1
             except asyncio.CancelledError:
                 raise
             except (TimeoutError, aiohttp.ClientError) as exc:
@@ -295,6 +286,22 @@ class PlayerLoad:
             else:
                 self._fail(f"WebSocket {game.id}: closed by the server with {code}")
                 await asyncio.sleep(1)
+
+    async def _follow(self, game: Game, ws: aiohttp.ClientWebSocketResponse) -> int | None:
+        """Keep the newest state the server sends until it closes; returns its close code."""
+        while True:
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if data.get("type") == "game":
+                    game.seen_version = max(game.seen_version, data["game"]["version"])
+            elif msg.type == aiohttp.WSMsgType.CLOSE:
+                # The code of the server's close frame, as a browser's CloseEvent has it:
+                # ws.close_code turns into 1006 when nginx's previous worker drops the
+                # connection before the client's answering frame goes out.
+                return msg.data
+            elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                return ws.close_code
 
     # -- afterwards
     async def _verify(self, settle: float) -> None:

@@ -57,10 +57,15 @@ def test_a_failed_move_found_stored_is_expected_from_then_on():
 def test_a_healthy_backend_gives_a_clean_report(backend: Server):
     with PlayerLoad(backend.url, humans=2, ai_players=3, pause=0.1) as load:
         time.sleep(12)
+        # Read in this order: games only grow, so no more watchers are open than games were made.
+        open_then = load.report.websockets_open
+        games_then = len(load.games)
     report = load.report
     assert report.clean, report.details()
     assert report.moves > 20 and report.ai_replies >= 10
     assert report.requests > report.moves
+    assert 0 < open_then <= games_then  # one watcher per game
+    assert report.websockets_open == 0  # every watcher closed once the load stopped
 
 
 def test_a_crash_that_loses_writes_is_counted(tmp_path: Path, engine: Server):

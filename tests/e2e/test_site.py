@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import re
 import socket
 import subprocess
@@ -43,6 +45,45 @@ def test_second_site_run_changes_nothing(sandbox: Sandbox) -> None:
     )
     assert recap, run.stdout[-2000:]
     assert recap.groups() == ("0", "0", "0"), run.stdout[-4000:]
+    # The run is in the VM's audit trail: who, when, what and the outcome.
+    entry = last_audit_entry(sandbox)
+    assert (entry["action"], entry["outcome"], entry["playbook"]) == ("site", "ok", "site.yml"), entry
+    assert (entry["controller_user"], entry["controller"]) == (getpass.getuser(), socket.gethostname())
+    assert entry["ansible_user"] == "deploy" and re.fullmatch(r"[0-9a-f]{12}", entry["release"]), entry
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["time"]), entry
+
+
+def last_audit_entry(sandbox: Sandbox) -> dict:
+    return json.loads(sandbox.exec("tail", "-n", "1", "/var/log/tengen/audit.jsonl").stdout)
+
+
+def test_a_failed_site_run_is_in_the_audit_trail(sandbox: Sandbox) -> None:
+    # Another controller's run holds the change lock: site.yml stops before changing anything,
+    # and its rescue records the failure.
+    holder = {
+        "token": "ops@ops-laptop.example.org:4242:1",
+        "user": "ops",
+        "controller": "ops-laptop.example.org",
+        "pid": 4242,
+        "playbook": "deploy.yml",
+        "since": "2026-12-02T10:00:00Z",
+    }
+    lock = "/run/lock/tengen-change.lock"
+    sandbox.exec("sh", "-c", f"cat > {lock}", input=json.dumps(holder).encode())
+    try:
+        run = sandbox.ansible_playbook("site.yml")
+    finally:
+        sandbox.exec("truncate", "-s", "0", lock)
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert re.search(
+        r"^sandbox\s+:\s+ok=\d+\s+changed=0\s+unreachable=0\s+failed=1\s+skipped=\d+\s+rescued=1",
+        run.stdout,
+        re.M,
+    ), run.stdout[-3000:]
+    entry = last_audit_entry(sandbox)
+    assert (entry["action"], entry["outcome"], entry["playbook"]) == ("site", "failed", "site.yml"), entry
+    assert entry["detail"].startswith("Take the change lock: "), entry
+    assert "ops-laptop.example.org" in entry["detail"], entry
 
 
 def test_the_provider_user_root_is_locked_and_refused_even_with_a_valid_key(sandbox: Sandbox) -> None:

@@ -85,6 +85,9 @@ CONFIG_KEYS = {
     "playoutDoublingAdvantagePla",
     "friendlyPassOk",
     "analysisWideRootNoise",
+    "cudaDeviceToUse",
+    "cudaUseFP16",
+    "cudaUseNHWC",
 }
 COMMANDS = (
     "protocol_version name version known_command list_commands quit boardsize clear_board komi play "

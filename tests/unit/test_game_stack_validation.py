@@ -24,6 +24,26 @@ CASES = {
     "nginx-pids-unlimited": ({"game_stack_nginx_pids_limit": 0}, "game_stack_nginx_pids_limit"),
     "caddy-tmpfs-empty": ({"game_stack_caddy_tmpfs_size": "0"}, "game_stack_caddy_tmpfs_size"),
     "env-bad-name": ({"game_stack_backend_env": {"BAD-NAME": "x"}}, "game_stack_backend_env"),
+    "engine-vms-required-none-given": ({"game_stack_engine_on_vms": True}, "game_stack_engine_on_vms"),
+    "engine-url-at-itself": (
+        {
+            "game_stack_engine_token": "0123456789abcdefXYZ",
+            "game_stack_engine_remote_urls": ["http://engine-url-at-itself:8001"],
+        },
+        "game_stack_engine_remote_urls",
+    ),
+    "engine-vm-also-game-vm": (
+        {
+            "game_stack_engine_token": "0123456789abcdefXYZ",
+            "game_stack_game_vm_hosts": ["engine-vm-also-game-vm"],
+            "game_stack_engine_vm_hosts": ["engine-vm-also-game-vm"],
+        },
+        "game_stack_engine_vm_hosts",
+    ),
+    "engine-vm-without-secret": (
+        {"game_stack_profile": "engine", "game_stack_engine_token": ""},
+        "game_stack_engine_token",
+    ),
     "secret-env-nul": (
         {"game_stack_backend_secret_env": {"API_KEY": "hunter\u0000two"}},
         "game_stack_backend_secret_env",

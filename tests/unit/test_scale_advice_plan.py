@@ -1,7 +1,8 @@
 """playbooks/scale-out/plan.yml with figures from a file: the advice and the cost, no VM needed.
 
 Each case is one inventory host with its own variables, so one ansible-playbook run covers them
-all. The hosts point at a closed loopback port: a task that tried to reach the VM would fail.
+all. The hosts point at a closed loopback port: a task that tried to reach the VM would fail; the
+one host without a figures file shows how plan.yml names a VM that cannot be reached.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     empty.write_text("samples: []\n")
     no_samples = tmp / "no-samples.yml"
     no_samples.write_text("players: 3\n")
+    prices = yaml.safe_load((REPO / "data/aws-prices.yml").read_text())
+    stale = tmp / "stale-prices.yml"
+    stale.write_text(yaml.safe_dump({**prices, "date": "2025-01-01", "valid_until": "2025-03-01"}))
     hosts = {
         "engine-wall": {"scale_advice_figures_file": figures(tmp / "engine.yml", engine_queue_wait_p95=3.0)},
         "quiet": {"scale_advice_figures_file": figures(tmp / "quiet.yml")},
@@ -46,6 +50,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "empty-window": {"scale_advice_figures_file": str(empty)},
         "no-samples": {"scale_advice_figures_file": str(no_samples)},
         "unknown-plan": {"scale_advice_figures_file": str(tmp / "quiet.yml"), "scale_advice_plan": "huge"},
+        "stale-prices": {
+            "scale_advice_figures_file": str(tmp / "quiet.yml"),
+            "scale_advice_prices_file": str(stale),
+        },
+        "unreachable": {},  # no file: the figures would be read on the VM
         "contradiction": {
             "scale_advice_figures_file": str(tmp / "quiet.yml"),
             "scale_advice_engine_queue_wait_p95_s": 6.0,
@@ -62,7 +71,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory))
     proc = ansible_playbook("-i", str(tmp / "hosts.yml"), "playbooks/scale-out/plan.yml")
     out = proc.stdout + proc.stderr
-    assert "UNREACHABLE" not in out, out
+    assert "UNREACHABLE" not in out.replace("fatal: [unreachable]: UNREACHABLE!", ""), out
     # The recap line of each host: ok/failed counts.
     recap = dict(re.findall(r"^(\S+)\s+: (ok=\d+ +changed=\d+ +unreachable=\d+ +failed=\d+)", out, re.M))
     return {"out": out, **{f"recap:{k}": v for k, v in recap.items()}}
@@ -101,6 +110,8 @@ def test_the_largest_plan_of_the_provider_leads_to_ecs(run: dict) -> None:
         ("no-samples", "has no list under `samples:`"),
         ("unknown-plan", "the lightsail plans in"),
         ("contradiction", "move_round_trip_p95_s (5) must be above engine_queue_wait_p95_s (6)"),
+        ("stale-prices", "the prices of 2025-01-01 were valid until 2025-03-01, and today is"),
+        ("unreachable", "Cannot reach unreachable (127.0.0.1, port"),
     ],
 )
 def test_bad_input_fails_with_its_reason(run: dict, host: str, message: str) -> None:

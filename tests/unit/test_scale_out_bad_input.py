@@ -25,6 +25,12 @@ VALIDATE = "Check the scale-out configuration before any AWS call"
         ),
         ("services.yml", {"scale_out_availability_zones": ["eu-west-1a"]}, "scale_out_availability_zones"),
         ("data.yml", {"scale_out_certificate_arn": ""}, "scale_out_certificate_arn"),
+        ("network.yml", {"scale_out_engine_capacity": "tpu"}, "scale_out_engine_capacity"),
+        (
+            "services.yml",
+            {"scale_out_engine_capacity": "gpu", "scale_out_gpu_instance_types": ["g6.xlarge"]},
+            "scale_out_gpu_instance_types",
+        ),
     ],
 )
 def test_bad_input_fails_in_validation_before_any_aws_call(playbook: str, extra: dict, variable: str) -> None:

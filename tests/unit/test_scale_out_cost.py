@@ -176,3 +176,70 @@ def test_vm_prices_match_the_provisioning_catalogue(provider: str) -> None:
 def test_the_shipped_prices_are_still_valid() -> None:
     # Fails on purpose once valid_until has passed: review data/aws-prices.yml, then move it on.
     cost.check_valid(PRICES, "data/aws-prices.yml", datetime.datetime.now(datetime.UTC).date())
+
+
+ROUND_GPU = {
+    "source": "EC2 page",
+    "date": "2026-11-01",
+    "on_demand_hour": {"g4dn.xlarge": 0.5},
+    "spot": {"source": "Spot history", "date": "2026-11-02", "hour": {"g4dn.xlarge": 0.2}},
+}
+
+
+def test_gpu_hosts_add_up_to_the_hand_computed_totals() -> None:
+    # Engine on 3 GPU hosts, 1 always on demand, 50 % on demand above it: 2 above the base,
+    # 1 of them on demand (EC2 Auto Scaling rounds the on-demand share up), so 2 on demand, 1 Spot.
+    #   on demand 2 x 0.5 x 700 = 700.00; Spot 1 x 0.2 x 700 = 140.00
+    # The rest as in the Fargate case above without the engine's 35.00: 133.05 - 35 = 98.05.
+    prices = {**ROUND_PRICES, "gpu_instances": ROUND_GPU}
+    services = copy.deepcopy(ROUND_CFG["scale_out_services"])
+    services["engine"]["desired_count"] = 3
+    cfg = {
+        **ROUND_CFG,
+        "scale_out_services": services,
+        "scale_out_engine_capacity": "gpu",
+        "scale_out_gpu_instance_types": ["g4dn.xlarge"],
+        "scale_out_gpu_on_demand_base": 1,
+        "scale_out_gpu_on_demand_percent": 50,
+    }
+    items = dict(cost.estimate(cfg, prices))
+    assert items["GPU engine hosts: 2 x g4dn.xlarge on demand"] == pytest.approx(700)
+    assert items[
+        "GPU engine hosts: 1 x g4dn.xlarge Spot (a dated Spot figure of 2026-11-02)"
+    ] == pytest.approx(140)
+    assert not [label for label in items if label.startswith("Fargate engine")]
+    assert sum(items.values()) == pytest.approx(98.05 + 840)
+    # The table adds the inventory's layout with 1 GPU host (its desired count): all on
+    # demand 98.05 + 350 = 448.05, all Spot 98.05 + 140 = 238.05; the inventory's row stays last.
+    rows = cost.layouts(ROUND_CFG, prices, ["medium_3_0"], None, [1])
+    by_label = dict(rows)
+    assert by_label["ECS layout, engine on 1 x g4dn.xlarge GPU (on demand)"] == pytest.approx(448.05)
+    assert by_label["ECS layout, engine on 1 x g4dn.xlarge GPU (Spot of 2026-11-02)"] == pytest.approx(238.05)
+    assert rows[-1][0] == "ECS layout round (inventories/aws)"
+
+
+@pytest.mark.parametrize(
+    ("hosts", "base", "percent", "split"),
+    [
+        (1, 0, 0, (0, 1)),
+        (1, 1, 0, (1, 0)),
+        (3, 1, 50, (2, 1)),
+        (4, 0, 25, (1, 3)),
+        (5, 2, 34, (4, 1)),
+        (2, 5, 0, (2, 0)),
+    ],
+)
+def test_on_demand_and_spot_hosts_split_as_auto_scaling_does(hosts, base, percent, split) -> None:
+    assert cost.gpu_split(hosts, base, percent) == split
+
+
+def test_a_gpu_type_without_a_price_names_the_variable() -> None:
+    cfg = {**CFG, "scale_out_engine_capacity": "gpu", "scale_out_gpu_instance_types": ["p5.48xlarge"]}
+    with pytest.raises(SystemExit, match="scale_out_gpu_instance_types: no price for p5.48xlarge"):
+        cost.estimate(cfg, PRICES)
+
+
+def test_the_shipped_gpu_prices_cover_every_gpu_type() -> None:
+    gpu = PRICES["gpu_instances"]
+    assert set(gpu["specs"]) == set(gpu["on_demand_hour"]) == set(gpu["spot"]["hour"])
+    assert all(gpu["spot"]["hour"][t] < gpu["on_demand_hour"][t] for t in gpu["specs"])

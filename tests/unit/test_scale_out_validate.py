@@ -144,3 +144,90 @@ def test_fargate_table(cpu: object, memory: object, ok: bool) -> None:
 
 def test_fargate_table_has_every_cpu_size() -> None:
     assert sorted(FARGATE_SIZES) == [256, 512, 1024, 2048, 4096, 8192, 16384]
+
+
+GPU_TABLE = yaml.safe_load((REPO / "data/aws-prices.yml").read_text())["gpu_instances"]
+
+
+def gpu_cfg(cfg: dict, **changes) -> dict:
+    out = {**cfg, "scale_out_engine_capacity": "gpu", **changes}
+    return out
+
+
+def test_the_default_gpu_engine_is_valid(cfg: dict) -> None:
+    assert validate(gpu_cfg(cfg), GPU_TABLE) == []
+    # With gpu the engine is sized against its host, not Fargate's pairs (3 vCPU exists on EC2).
+    bigger = copy.deepcopy(cfg)
+    bigger["scale_out_services"]["engine"].update(cpu=3072, memory=12288)
+    assert validate(gpu_cfg(bigger), GPU_TABLE) == []
+    assert validate(bigger, GPU_TABLE)[0].startswith("scale_out_services.engine.cpu/memory:")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"scale_out_engine_capacity": "tpu"}, "scale_out_engine_capacity: 'tpu' is not one of fargate, gpu"),
+        (
+            {"scale_out_gpu_instance_types": ["t3.large"]},
+            "scale_out_gpu_instance_types: t3.large is not a GPU type of data/aws-prices.yml",
+        ),
+        ({"scale_out_gpu_instance_types": []}, "scale_out_gpu_instance_types: give one or more"),
+        # eu-west-1 offers no g6 in the table: the type is named, and every zone too.
+        (
+            {"scale_out_gpu_instance_types": ["g6.xlarge"]},
+            "scale_out_gpu_instance_types: g6.xlarge is offered in none of scale_out_availability_zones",
+        ),
+        (
+            {"scale_out_region": "us-east-1", "scale_out_availability_zones": ["us-east-1a", "us-east-1e"]},
+            "scale_out_availability_zones: us-east-1e offers none of "
+            "scale_out_gpu_instance_types g4dn.xlarge",
+        ),
+        (
+            {"scale_out_availability_zones": ["eu-west-1a", "eu-west-1z"]},
+            "scale_out_availability_zones: eu-west-1z is not a zone of eu-west-1 in the GPU table",
+        ),
+        (
+            {
+                "scale_out_region": "ap-south-2",
+                "scale_out_availability_zones": ["ap-south-2a", "ap-south-2b"],
+            },
+            "scale_out_region: 'ap-south-2' has no GPU offerings in data/aws-prices.yml",
+        ),
+        ({"scale_out_gpu_on_demand_percent": 101}, "scale_out_gpu_on_demand_percent: 101 must be 0 to 100"),
+        ({"scale_out_gpu_on_demand_base": -1}, "scale_out_gpu_on_demand_base: -1 must be 0 or more hosts"),
+    ],
+)
+def test_bad_gpu_input_names_its_variable(cfg: dict, change: dict, message: str) -> None:
+    errors = validate(gpu_cfg(cfg, **change), GPU_TABLE)
+    assert any(e.startswith(message) for e in errors), errors
+
+
+def test_a_zone_missing_one_of_several_types_is_fine(cfg: dict) -> None:
+    # eu-west-3a has no g6.xlarge but has g4dn.xlarge; the group launches what each zone offers.
+    ok = gpu_cfg(
+        cfg,
+        scale_out_region="eu-west-3",
+        scale_out_availability_zones=["eu-west-3a", "eu-west-3b"],
+        scale_out_gpu_instance_types=["g6.xlarge", "g4dn.xlarge"],
+    )
+    ok["scale_out_certificate_arn"] = CERT.replace("eu-west-1", "eu-west-3")
+    assert validate(ok, GPU_TABLE) == []
+
+
+def test_an_engine_larger_than_its_gpu_host_is_named(cfg: dict) -> None:
+    big = copy.deepcopy(cfg)
+    big["scale_out_services"]["engine"].update(cpu=8192, memory=16384)
+    errors = validate(gpu_cfg(big), GPU_TABLE)
+    assert errors == [
+        "scale_out_services.engine.cpu: 8192 does not fit the smallest GPU host (4096 CPU units)",
+        "scale_out_services.engine.memory: 16384 does not fit the smallest GPU host "
+        "(14745 MiB left beside the OS and the ECS agent)",
+    ]
+    # The smallest of several types bounds it.
+    two = gpu_cfg(big, scale_out_gpu_instance_types=["g4dn.2xlarge"])
+    big["scale_out_services"]["engine"].update(cpu=8192, memory=16384)
+    assert validate(two, GPU_TABLE) == []
+
+
+def test_fargate_engine_ignores_the_gpu_settings(cfg: dict) -> None:
+    assert validate({**cfg, "scale_out_gpu_instance_types": ["t3.large"]}, GPU_TABLE) == []

@@ -17,7 +17,11 @@ FILES = REPO / "files"
 
 @pytest.mark.parametrize(
     ("variant", "engine_repository", "engine_dockerfile"),
-    [("katago", "tengen/engine", "Dockerfile"), ("gnugo", "tengen/engine-gnugo", "Dockerfile.gnugo")],
+    [
+        ("katago", "tengen/engine", "Dockerfile"),
+        ("gnugo", "tengen/engine-gnugo", "Dockerfile.gnugo"),
+        ("katago-gpu", "tengen/engine-gpu", "Dockerfile.gpu"),
+    ],
 )
 def test_every_image_is_named_after_its_context(variant, engine_repository, engine_dockerfile) -> None:
     images = service_images(str(FILES), variant)
@@ -49,3 +53,13 @@ def test_game_stack_reads_the_catalogue_through_the_lookup(variant) -> None:
         json.dumps({"game_stack_build_contexts_dir": str(FILES), "game_stack_engine_variant": variant}),
     )
     assert builds == service_images(str(FILES), variant)
+
+
+def test_the_gpu_engine_is_tagged_by_what_its_own_build_reads() -> None:
+    # Dockerfile.gpu reads its own KataGo configuration, so its tag differs from the CPU image's
+    # and changes with that file alone.
+    cpu, gpu = (
+        service_images(str(FILES), "katago")["engine"],
+        service_images(str(FILES), "katago-gpu")["engine"],
+    )
+    assert cpu["tag"] != gpu["tag"]

@@ -1,8 +1,8 @@
-"""Helpers for the SQLite backup tests: a games database and a real writer process hammering it."""
+"""Helpers for the SQLite backup tests: a games database in the backend's schema and a real writer
+process hammering it as the backend does (tests/games_db.py)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -15,39 +15,30 @@ REPO = Path(__file__).resolve().parents[3]
 
 from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup  # noqa: E402
 
-WRITER = r"""
-import os, sqlite3, sys, time
-db, stop, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-conn = sqlite3.connect(db, timeout=30, isolation_level=None)
-conn.execute("PRAGMA busy_timeout=30000")
-payload = os.urandom(150).hex()
-n = 0
-while not os.path.exists(stop):
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO moves(game_id, payload) VALUES (?, ?)", (n % 50 + 1, payload))
-    conn.execute("COMMIT")
-    n += 1
-print(n)
+from tests import games_db  # noqa: E402
+
+# The backend dies (no close, no checkpoint) right after committing N new games: they live in its WAL.
+CRASH = r"""
+import os, random, sqlite3, sys
+sys.path.insert(0, sys.argv[1])
+from tests import games_db
+conn = sqlite3.connect(sys.argv[2])
+conn.execute("PRAGMA wal_autocheckpoint=0")
+rng = random.Random(7)
+with conn:
+    games_db.insert(conn, [games_db.game(f"crash{i}", 3, rng) for i in range(int(sys.argv[3]))])
+os._exit(0)
 """
 
 
+def crashed_backend(db: Path, games: int) -> None:
+    subprocess.run([sys.executable, "-c", CRASH, str(REPO), str(db), str(games)], check=True)
+    assert Path(f"{db}-wal").stat().st_size > 0
+
+
 def make_db(path: Path, rows: int = 1000, journal_mode: str = "wal") -> Path:
-    """A small stand-in for the backend's schema: games and their moves."""
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA journal_mode={journal_mode}")
-    conn.execute("PRAGMA user_version=3")
-    conn.execute("CREATE TABLE games(id INTEGER PRIMARY KEY, black TEXT, white TEXT)")
-    conn.execute("CREATE TABLE moves(id INTEGER PRIMARY KEY AUTOINCREMENT, game_id INTEGER, payload TEXT)")
-    conn.execute("CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY)")
-    conn.executemany("INSERT INTO schema_migrations VALUES (?)", [(1,), (2,), (3,)])
-    conn.executemany("INSERT INTO games(black, white) VALUES (?, ?)", [("b", "w")] * 50)
-    conn.executemany(
-        "INSERT INTO moves(game_id, payload) VALUES (?, ?)",
-        ((i % 50 + 1, os.urandom(150).hex()) for i in range(rows)),
-    )
-    conn.commit()
-    conn.close()
-    return path
+    """The backend's schema, made by its own migrations: 50 games holding ``rows`` moves in all."""
+    return games_db.make_db(path, games=50, moves=rows, journal_mode=journal_mode)
 
 
 def counts(path: Path | str) -> dict[str, int]:
@@ -63,7 +54,9 @@ def writer(db: Path, journal_mode: str = "wal") -> Iterator[subprocess.Popen]:
     """A separate process committing one row per transaction until told to stop."""
     stop = db.with_suffix(".stop")
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), str(stop), journal_mode], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", games_db.WRITER, str(db), str(stop), journal_mode, str(games_db.APP_DIR)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         time.sleep(0.3)

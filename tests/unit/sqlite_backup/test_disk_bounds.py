@@ -6,8 +6,9 @@ import datetime as dt
 import shutil
 
 import pytest
-from sqlite_helpers import counts, make_db
+from sqlite_helpers import counts
 
+from tests import games_db
 from tests.unit.sqlite_backup.test_retention import at, fake
 
 
@@ -53,7 +54,8 @@ def test_the_cap_never_drops_the_newest_verified_backup(sb):
 
 
 def test_a_backup_that_would_eat_the_reserve_is_refused_before_it_writes(sb, tmp_path, small_disk):
-    db = make_db(tmp_path / "tengen.db", rows=2000)  # about 0.7 MiB: it fits, but not with a 5 MiB reserve
+    # 1800 games of 20 moves, about 0.8 MiB: it fits, but not with a 5 MiB reserve
+    db = games_db.make_db(tmp_path / "tengen.db", games=1800, moves=36_000)
     backups = small_disk / "b"
     with pytest.raises(sb.BackupError, match=r"not enough free space .* 5 MiB must stay free"):
         sb.create_backup(str(db), str(backups), min_free_mb=5)
@@ -63,7 +65,9 @@ def test_a_backup_that_would_eat_the_reserve_is_refused_before_it_writes(sb, tmp
 
 
 def test_a_restore_that_would_eat_the_reserve_is_refused_before_it_writes(sb, tmp_path, small_disk, key):
-    db = make_db(tmp_path / "tengen.db", rows=6000)  # about 2 MiB, and 1 MiB compressed
+    db = games_db.make_db(
+        tmp_path / "tengen.db", games=5000, moves=100_000
+    )  # about 2 MiB, 0.7 MiB compressed
     made = sb.create_backup(str(db), str(tmp_path / "b"), key=key)
     dest = small_disk / "restored.db"
     with pytest.raises(sb.BackupError, match=r"not enough free space .* restoring"):

@@ -6,26 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from sqlite_helpers import counts, file_digests, make_db
+from sqlite_helpers import counts, crashed_backend, file_digests, make_db
 
 from tests.conftest import free_port
-
-
-def grow(db: Path, megabytes: int) -> None:
-    """Add incompressible rows, so that the copy and its compressed form are both about this size."""
-    conn = sqlite3.connect(db)
-    conn.executemany(
-        "INSERT INTO moves(game_id, payload) VALUES (1, ?)",
-        ((os.urandom(1000),) for _ in range(megabytes * 1000)),
-    )
-    conn.commit()
-    conn.close()
+from tests.games_db import grow
 
 
 @pytest.mark.parametrize(
@@ -101,7 +88,7 @@ def test_a_wrong_key_is_named_as_such_and_a_forged_key_id_fails_authentication(s
 def test_the_ciphertext_hides_the_database(sb, live_db, tmp_path, key):
     result = sb.create_backup(str(live_db), str(tmp_path / "b"), key=key, compression="none")
     blob = Path(result.path).read_bytes()
-    assert b"SQLite format 3" not in blob and b"schema_migrations" not in blob
+    assert b"SQLite format 3" not in blob and b"schema_version" not in blob
 
 
 @pytest.mark.parametrize("bad", ["short", base64.b64encode(b"x" * 16).decode(), "g" * 64])
@@ -183,14 +170,7 @@ def test_the_timer_command_records_failure_and_keeps_the_last_success(sb, tmp_pa
 
 def test_swap_keeps_the_replaced_database_with_its_wal_and_never_replays_it(sb, live_db, tmp_path):
     backup = sb.create_backup(str(live_db), str(tmp_path / "b"))
-    # the backend crashed after more writes: its WAL is still beside the database
-    crash = (
-        "import sqlite3, os, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_autocheckpoint=0');"
-        "c.executemany('INSERT INTO games(black, white) VALUES (?, ?)', [('x', 'y')] * 7);"
-        "c.commit(); os._exit(0)"
-    )
-    subprocess.run([sys.executable, "-c", crash, str(live_db)], check=True)
-    assert Path(f"{live_db}-wal").stat().st_size > 0
+    crashed_backend(live_db, 7)  # the backend crashed after more writes: its WAL is still beside the database
     staged = live_db.parent / ".restore.db"
     sb.unpack_backup(backup.path, backup.manifest, str(staged))
     os.chmod(live_db, 0o640)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlite_helpers import counts, file_digests
 
+from tests import games_db
 from tests.module_runner import run_module as run
 
 
@@ -93,3 +95,31 @@ def test_restore_refuses_a_corrupted_backup_and_leaves_everything_alone(live_db,
     )
     assert result["failed"] is True and "sha256 does not match the manifest" in result["msg"], result["msg"]
     assert file_digests(live_db.parent) == before
+
+
+def test_a_move_lost_inside_a_game_fails_the_drill_though_every_row_count_agrees(live_db, tmp_path):
+    made, _ = run("tengen.ops.sqlite_backup", {"db_path": str(live_db), "backup_dir": str(tmp_path / "b")})
+    manifest = made["backup"]["manifest"]
+    assert manifest["migrations"]["table"] == "schema_version"  # the backend's own record of its schema
+    assert manifest["game_moves"]["games"] == 50 and manifest["game_moves"]["moves"] == 1000
+    drill_args = {"action": "drill", "backup_dir": str(tmp_path / "b"), "db_path": str(live_db)}
+
+    ok, _ = run("tengen.ops.sqlite_restore", {**drill_args, "dest": str(tmp_path / "d1.db")})
+    assert ok.get("failed") is not True, ok
+    assert ok["comparison"]["moves"]["games_with_lost_moves"] == 0
+    assert ok["comparison"]["moves"]["restored"] == {"games": 50, "moves": 1000}
+
+    games_db.drop_last_move(live_db, "g000007")
+    lost, _ = run("tengen.ops.sqlite_restore", {**drill_args, "dest": str(tmp_path / "d2.db")})
+    assert all(c["difference"] == 0 for c in lost["comparison"]["tables"].values())  # rows cannot see it
+    assert lost["failed"] is True and "1 games hold fewer moves live" in lost["msg"]
+    assert lost["comparison"]["moves"]["lost"] == {"g000007": {"restored": 20, "live": 19}}
+    assert not (tmp_path / "d2.db").exists()
+
+
+def test_a_backup_whose_moves_differ_from_its_manifest_is_refused(sb, live_db, tmp_path):
+    made = sb.create_backup(str(live_db), str(tmp_path / "b"), compression="none")
+    manifest = dict(made.manifest, game_moves=dict(made.manifest["game_moves"], moves=999))
+    with pytest.raises(sb.VerificationError, match="move counts differ"):
+        sb.unpack_backup(made.path, manifest, str(tmp_path / "r.db"))
+    assert not (tmp_path / "r.db").exists()

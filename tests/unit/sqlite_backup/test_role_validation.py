@@ -17,6 +17,8 @@ CASES = [
     ),
     ({"sqlite_backup_keep_daily": 0}, "sqlite_backup_keep_daily must be at least 1"),
     ({"sqlite_backup_keep_monthly": -2}, "sqlite_backup_keep_monthly must be at least 1"),
+    ({"sqlite_backup_restore_keep_replaced": 0}, "sqlite_backup_restore_keep_replaced must be at least 1"),
+    ({"sqlite_backup_restore_timeout": 0}, "sqlite_backup_restore_timeout must be at least 1"),
     (
         {"sqlite_backup_s3_bucket": "tengen-backups"},
         "sqlite_backup_s3_bucket is set, so sqlite_backup_s3_access_key",

@@ -1,17 +1,15 @@
-"""Game databases made by the backend itself: through its HTTP API and its own store."""
+"""Game databases made by the backend itself: through its HTTP API and its own store (tests/games_db.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
 from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup as sb
-from ansible_collections.tengen.ops.plugins.module_utils import sqlite_to_postgres as s2p
 
-from tests.service_servers import APP_DIR, Server, create, play, request, start_backend
+from tests.games_db import store_games
+from tests.service_servers import Server, create, play, request, start_backend
 
-STORE = s2p.load_backend(str(APP_DIR))
 DEAD_ENGINE = "http://127.0.0.1:9"  # human games need no engine; an AI reply simply fails
 
 # (size, komi, opponent, moves by alternating colours) for the games played over HTTP.
@@ -36,55 +34,6 @@ def play_games(backend: Server) -> dict[str, dict]:
             assert status == 200, game
         views[game["id"]] = game
     return views
-
-
-def store_games(db: Path) -> None:
-    """Games written through the backend's own store: the AI's games, with NULL tokens and results,
-    fractional epoch times and the longest move lists a 19x19 game makes."""
-
-    async def write() -> None:
-        store = STORE.SqliteStore(str(db))
-        await store.open()
-        await store.migrate()
-        long_game = [
-            ["B" if i % 2 == 0 else "W", f"{'ABCDEFGHJKLMNOPQRST'[i % 19]}{i // 19 + 1}"] for i in range(361)
-        ]
-        records = [
-            STORE.GameRecord(
-                "ai-finished",
-                19,
-                7.5,
-                "ai",
-                "W",
-                "tok-b",
-                None,
-                long_game + [["W", "resign"]],
-                "B+R",
-                362,
-                1764670000.123456,
-                1764673600.654321,
-            ),
-            STORE.GameRecord(
-                "ai-black",
-                9,
-                0.0,
-                "ai",
-                "B",
-                None,
-                "tok-w",
-                [["B", "E5"]],
-                None,
-                1,
-                1764670000.0,
-                1764670001.5,
-            ),
-            STORE.GameRecord("unicode-é", 13, 5.5, "human", None, "tök", "t'w\\\t\"", [], None, 0, 0.1, 1e-7),
-        ]
-        for record in records:
-            await store.create(record)
-        await store.close()
-
-    asyncio.run(write())
 
 
 def make_games_database(tmp: Path) -> tuple[Path, dict[str, dict]]:

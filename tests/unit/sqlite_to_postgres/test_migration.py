@@ -8,8 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from ansible_collections.tengen.ops.plugins.module_utils import sqlite_to_postgres as s2p
-from games_data import STORE, sqlite_counts
+from games_data import sqlite_counts
 
+from tests.games_db import STORE
 from tests.service_servers import request, start_backend
 
 DEAD_ENGINE = "http://127.0.0.1:9"

@@ -8,8 +8,9 @@ import sqlite3
 import psycopg
 import pytest
 from ansible_collections.tengen.ops.plugins.module_utils import sqlite_to_postgres as s2p
-from games_data import STORE, sqlite_counts
+from games_data import sqlite_counts
 
+from tests.games_db import STORE
 from tests.module_runner import run_module
 from tests.service_servers import APP_DIR
 

@@ -16,9 +16,11 @@ description:
     is well formed and immutable (a tag other than C(latest), or a digest); published ports do not
     collide; the engine memory limit is at least what the chosen engine needs; the engine profile
     needs an engine token; a token has 16 characters or more; engine VM URLs are http(s) URLs
-    with a host and a port; every memory limit is a size of 6m or more, every tmpfs size a size
-    above zero, every process limit 1 or more (key C(limits), dicts C(memory), C(tmpfs), C(pids)
-    of variable name to value).
+    with a host and a port; an engine VM is not also a game VM (keys C(host), C(game_vm_hosts),
+    C(engine_vm_hosts)) and no engine URL points at the game VM itself (C(host_addresses));
+    C(engine_on_vms) with no engine URL (an empty engines group) is refused; every memory limit
+    is a size of 6m or more, every tmpfs size a size above zero, every process limit 1 or more
+    (key C(limits), dicts C(memory), C(tmpfs), C(pids) of variable name to value).
 options:
   _input:
     description: The configuration, a dict with the keys shown in the example.
@@ -154,6 +156,7 @@ def game_stack_problems(config: dict[str, Any]) -> list[str]:
     problems += engine_link_problems(
         profile, config.get("engine_token") or "", config.get("engine_remote_urls")
     )
+    problems += engine_vm_problems(profile, config)
     problems += limit_problems(config.get("limits") or {})
     return problems
 
@@ -201,6 +204,46 @@ def engine_link_problems(profile: str, token: str, urls: Any) -> list[str]:
             problems.append(f"game_stack_engine_remote_urls: {url!r} is not http://HOST:PORT")
     if urls and not token:
         problems.append("game_stack_engine_remote_urls: engine VMs need game_stack_engine_token")
+    return problems
+
+
+def _url_host(url: Any) -> str:
+    match = re.match(r"^https?://([^:/]+)", url) if isinstance(url, str) else None
+    return match.group(1).lower() if match else ""
+
+
+def engine_vm_problems(profile: str, config: dict[str, Any]) -> list[str]:
+    """An engine VM is a machine of its own, and engine VMs the backend is told to use exist.
+
+    Keys: host (this inventory host), host_addresses (its addresses), game_vm_hosts and
+    engine_vm_hosts (the inventory groups), engine_on_vms (the backend must use engine VMs).
+    """
+    problems = []
+    host = config.get("host") or ""
+    game_vms = list(config.get("game_vm_hosts") or [])
+    engine_vms = list(config.get("engine_vm_hosts") or [])
+    if host and host in game_vms and host in engine_vms:
+        problems.append(
+            f"game_stack_engine_vm_hosts: {host} is also a game VM (in game_stack_game_vm_hosts); "
+            "an engine VM must be a machine of its own"
+        )
+    if profile != "full":
+        return problems
+    urls = config.get("engine_remote_urls")
+    if not isinstance(urls, list):
+        urls = [] if urls is None else [urls]
+    own = {str(a).lower() for a in config.get("host_addresses") or [] if a}
+    for url in urls:
+        if _url_host(url) in own:
+            problems.append(
+                f"game_stack_engine_remote_urls: {url} is this game VM itself ({host or 'this host'}); "
+                "an engine VM must be a machine of its own"
+            )
+    if config.get("engine_on_vms") and not urls:
+        problems.append(
+            "game_stack_engine_on_vms: the backend is told to use engine VMs, but "
+            "game_stack_engine_remote_urls is empty (the engines group has no hosts)"
+        )
     return problems
 
 

@@ -28,7 +28,7 @@ options:
   engine_variant:
     description: Which engine image the engine entry names.
     type: str
-    choices: [katago, gnugo]
+    choices: [katago, gnugo, katago-gpu]
     default: katago
 """
 

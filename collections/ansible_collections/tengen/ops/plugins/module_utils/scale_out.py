@@ -28,6 +28,9 @@ STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 SERVICES = ("backend", "engine", "web")
+ENGINE_CAPACITIES = ("fargate", "gpu")
+# Share of a GPU host's memory an engine task may ask for: the rest is the OS's and the ECS agent's.
+HOST_MEMORY_SHARE = 0.9
 
 
 def fargate_size_ok(cpu: Any, memory: Any) -> bool:
@@ -118,7 +121,9 @@ def check_services(cfg: Mapping[str, Any], errors: list[str]) -> None:
         if not isinstance(svc, Mapping):
             errors.append(f"{var}: must be a mapping")
             continue
-        if not fargate_size_ok(svc.get("cpu"), svc.get("memory")):
+        if name == "engine" and cfg.get("scale_out_engine_capacity") == "gpu":
+            pass  # sized against its GPU host instead (check_gpu)
+        elif not fargate_size_ok(svc.get("cpu"), svc.get("memory")):
             allowed = FARGATE_SIZES.get(_int(svc.get("cpu")) or 0)
             hint = (
                 f"allowed memory for cpu {svc.get('cpu')}: {', '.join(map(str, allowed))}"
@@ -162,6 +167,84 @@ def check_scaling(cfg: Mapping[str, Any], errors: list[str]) -> None:
         errors.append(f"scale_out_cache_nodes: {cfg.get('scale_out_cache_nodes')!r} must be 1 to 6")
 
 
+def check_gpu(cfg: Mapping[str, Any], gpu: Mapping[str, Any] | None, errors: list[str]) -> None:
+    """The engine's capacity, and with gpu: host types a zone offers, on-demand split, task fit.
+
+    `gpu` is the gpu_instances section of data/aws-prices.yml (specs and offered_in).
+    """
+    capacity = cfg.get("scale_out_engine_capacity", "fargate")
+    if capacity not in ENGINE_CAPACITIES:
+        errors.append(f"scale_out_engine_capacity: {capacity!r} is not one of {', '.join(ENGINE_CAPACITIES)}")
+        return
+    if capacity != "gpu":
+        return
+    gpu = gpu or {}
+    specs = gpu.get("specs") or {}
+    types = cfg.get("scale_out_gpu_instance_types")
+    if not isinstance(types, list) or not types:
+        errors.append("scale_out_gpu_instance_types: give one or more GPU instance types, e.g. [g4dn.xlarge]")
+        return
+    unknown = [t for t in types if t not in specs]
+    if unknown:
+        errors.append(
+            f"scale_out_gpu_instance_types: {', '.join(map(str, unknown))} is not a GPU type of "
+            f"data/aws-prices.yml (gpu_instances.specs: {', '.join(specs)})"
+        )
+    region = cfg.get("scale_out_region")
+    zones_of_region = ((gpu.get("offered_in") or {}).get("zones") or {}).get(region)
+    if zones_of_region is None:
+        errors.append(
+            f"scale_out_region: {region!r} has no GPU offerings in data/aws-prices.yml "
+            "(gpu_instances.offered_in); add its zones after checking them"
+        )
+    else:
+        zones = list(cfg.get("scale_out_availability_zones") or [])
+        for zone in zones:
+            if zone not in zones_of_region:
+                errors.append(
+                    f"scale_out_availability_zones: {zone} is not a zone of {region} in the GPU table"
+                )
+            elif not set(types) & set(zones_of_region[zone] or []):
+                errors.append(
+                    f"scale_out_availability_zones: {zone} offers none of scale_out_gpu_instance_types "
+                    f"{', '.join(map(str, types))}"
+                )
+        for kind in types:
+            if kind in specs and zones and not any(kind in (zones_of_region.get(z) or []) for z in zones):
+                errors.append(
+                    f"scale_out_gpu_instance_types: {kind} is offered in none of "
+                    f"scale_out_availability_zones {', '.join(zones)}"
+                )
+    base = _int(cfg.get("scale_out_gpu_on_demand_base", 0))
+    if base is None or base < 0:
+        errors.append(
+            f"scale_out_gpu_on_demand_base: {cfg.get('scale_out_gpu_on_demand_base')!r} "
+            "must be 0 or more hosts"
+        )
+    percent = _int(cfg.get("scale_out_gpu_on_demand_percent", 0))
+    if percent is None or not 0 <= percent <= 100:
+        errors.append(
+            f"scale_out_gpu_on_demand_percent: {cfg.get('scale_out_gpu_on_demand_percent')!r} "
+            "must be 0 to 100"
+        )
+    engine = (cfg.get("scale_out_services") or {}).get("engine")
+    known = [specs[t] for t in types if t in specs]
+    if isinstance(engine, Mapping) and known:
+        cpu, memory = _int(engine.get("cpu")), _int(engine.get("memory"))
+        vcpu = min(int(s["vcpu"]) for s in known)
+        mib = int(min(int(s["memory_gib"]) for s in known) * 1024 * HOST_MEMORY_SHARE)
+        if cpu is None or not 128 <= cpu <= vcpu * 1024:
+            errors.append(
+                f"scale_out_services.engine.cpu: {engine.get('cpu')!r} does not fit the smallest GPU host "
+                f"({vcpu * 1024} CPU units)"
+            )
+        if memory is None or not 512 <= memory <= mib:
+            errors.append(
+                f"scale_out_services.engine.memory: {engine.get('memory')!r} does not fit the smallest "
+                f"GPU host ({mib} MiB left beside the OS and the ECS agent)"
+            )
+
+
 def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -171,11 +254,15 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def validate(cfg: Mapping[str, Any]) -> list[str]:
-    """Every problem found in the configuration; empty when it is fit to deploy."""
+def validate(cfg: Mapping[str, Any], gpu_instances: Mapping[str, Any] | None = None) -> list[str]:
+    """Every problem found in the configuration; empty when it is fit to deploy.
+
+    `gpu_instances` is the gpu_instances section of data/aws-prices.yml, read with gpu engines.
+    """
     errors: list[str] = []
     check_names(cfg, errors)
     check_network(cfg, errors)
     check_services(cfg, errors)
     check_scaling(cfg, errors)
+    check_gpu(cfg, gpu_instances, errors)
     return errors

@@ -16,10 +16,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "caddy": {"repository": "tengen/caddy", "context": "caddy", "dockerfile": "Dockerfile"},
 }
 
-# The engine variants: KataGo in production, GNU Go where KataGo cannot be had (the sandbox).
+# The engine variants: KataGo in production, GNU Go where KataGo cannot be had (the sandbox),
+# KataGo on an NVIDIA GPU for the ECS track's GPU hosts (it builds only with NVIDIA's image).
 ENGINE_VARIANTS: dict[str, dict[str, str]] = {
     "katago": {"repository": "tengen/engine", "dockerfile": "Dockerfile"},
     "gnugo": {"repository": "tengen/engine-gnugo", "dockerfile": "Dockerfile.gnugo"},
+    "katago-gpu": {"repository": "tengen/engine-gpu", "dockerfile": "Dockerfile.gpu"},
 }
 
 

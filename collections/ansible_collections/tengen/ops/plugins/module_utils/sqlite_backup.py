@@ -43,7 +43,8 @@ TAG_LEN = 16
 COMPRESSIONS = {"gzip": ".gz", "lzma": ".xz", "none": ""}
 SSE_CHOICES = ("AES256", "aws:kms")
 TMP_PREFIX = ".tmp-"
-MIGRATION_TABLES = ("schema_migrations", "migrations", "alembic_version")
+# Where a schema records its version: the backend's own (schema_version) first.
+MIGRATION_TABLES = ("schema_version", "schema_migrations", "migrations", "alembic_version")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 LOG = logging.getLogger("tengen_backup")
 SEALED_SUFFIX = ".meta.enc"  # the encrypted full manifest beside an offsite backup
@@ -262,6 +263,48 @@ def table_row_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {name: conn.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0] for name in names}
 
 
+def game_move_counts(conn: sqlite3.Connection) -> dict[str, int] | None:
+    """Each game's move count, when the database is the backend's (``games`` with its moves as a JSON
+    array): what row counts cannot see, a move lost inside a game. None for another schema."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(games)")}
+    if not {"id", "moves"} <= columns:
+        return None
+    return {
+        str(gid): int(n or 0)
+        # -1 for a value that is not JSON: counted and compared like any other, never failing a backup
+        for gid, n in conn.execute(
+            "SELECT id, CASE WHEN json_valid(moves) THEN json_array_length(moves) ELSE -1 END FROM games"
+        )
+    }
+
+
+def summarize_moves(per_game: dict[str, int] | None) -> dict[str, Any] | None:
+    """What a manifest records of the moves: games, moves in all, and a digest of every game's count."""
+    if per_game is None:
+        return None
+    digest = hashlib.sha256("".join(f"{gid}\t{n}\n" for gid, n in sorted(per_game.items())).encode())
+    return {"games": len(per_game), "moves": sum(per_game.values()), "sha256": digest.hexdigest()}
+
+
+def compare_game_moves(restored: dict[str, int], live: dict[str, int]) -> dict[str, Any]:
+    """The drill's comparison of moves. A game's moves only grow, so the live database must hold every
+    game of the restored copy with at least as many moves: fewer means moves lost (on either side)."""
+    lost = {
+        gid: {"restored": n, "live": live[gid]}
+        for gid, n in sorted(restored.items())
+        if gid in live and live[gid] < n
+    }
+    gone = sorted(gid for gid in restored if gid not in live)
+    return {
+        "restored": {"games": len(restored), "moves": sum(restored.values())},
+        "live": {"games": len(live), "moves": sum(live.values())},
+        "games_with_lost_moves": len(lost),
+        "lost": dict(list(lost.items())[:20]),  # the first few, by id
+        "games_missing_in_live": len(gone),
+        "missing_in_live": gone[:20],
+    }
+
+
 def describe_database(conn: sqlite3.Connection) -> dict[str, Any]:
     info: dict[str, Any] = {
         "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
@@ -277,6 +320,9 @@ def describe_database(conn: sqlite3.Connection) -> dict[str, Any]:
             info["migrations"] = {"table": candidate, "rows": tables[candidate], "latest": latest}
             break
     info["tables"] = tables
+    moves = summarize_moves(game_move_counts(conn))
+    if moves is not None:
+        info["game_moves"] = moves
     return info
 
 
@@ -1072,10 +1118,13 @@ def unpack_backup(
         conn = open_existing(db_tmp, readonly=True)
         try:
             tables = table_row_counts(conn)
+            moves = summarize_moves(game_move_counts(conn))
         finally:
             conn.close()
         if "tables" in manifest and tables != manifest["tables"]:
             raise VerificationError(f"{manifest['name']}: row counts differ from the manifest")
+        if manifest.get("game_moves") and moves != manifest["game_moves"]:
+            raise VerificationError(f"{manifest['name']}: the games' move counts differ from the manifest")
         os.replace(db_tmp, dest_path)
         fsync_dir(directory)
     finally:
@@ -1167,31 +1216,100 @@ def _check_restore_space(directory: str, manifest: dict[str, Any], download: boo
     check_free_space(directory, needed, min_free_mb, f"restoring {manifest['name']}")
 
 
+def _rename(src: str, dst: str) -> None:
+    """One rename, made durable: the directory is fsynced before the next step may rely on it."""
+    os.replace(src, dst)
+    fsync_dir(os.path.dirname(os.path.abspath(dst)))
+
+
+def _checkpoint_truncate(db_path: str) -> bool:
+    """Fold the WAL of a stopped database into its main file and empty the WAL.
+
+    After this the main file alone holds every committed transaction, so moving the WAL aside can
+    lose nothing whenever the process stops. True when done; False when the file is not a usable
+    database (the usual reason for a restore), where there is nothing sound to fold in. A database
+    still in use (a checkpoint that cannot finish) is refused: the backend was not stopped."""
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=5)
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise BackupError(f"{db_path} is still in use (stop the backend first); nothing swapped") from exc
+        return False
+    except sqlite3.DatabaseError:
+        return False
+    if busy:
+        raise BackupError(f"{db_path} is still in use (stop the backend first); nothing swapped")
+    _match_owner(db_path)
+    return True
+
+
 def swap_database(staged_path: str, db_path: str, keep_suffix: str) -> dict[str, Any]:
     """Put a verified, staged database in place of ``db_path``, keeping the one it replaces.
 
     The backend must be stopped. ``staged_path`` must be on the same filesystem as ``db_path``.
     The old database (with its -wal and -shm, which belong to it) is kept as ``db_path + keep_suffix``;
     the new one takes the old one's owner and mode and arrives in one rename.
+
+    Crash-safe: the old WAL is first checkpointed into the old file, and the directory is fsynced
+    after each link and rename, so a stop at any point (power loss included) leaves ``db_path``
+    either the whole old database or the whole new one, never the new one beside the old WAL.
     """
     if integrity_check(staged_path) != "ok":
         raise VerificationError(f"{staged_path} failed integrity_check; nothing swapped")
     kept = f"{db_path}{keep_suffix}"
+    if os.path.lexists(kept):
+        raise BackupError(f"{kept} exists already; nothing swapped")
+    directory = os.path.dirname(os.path.abspath(db_path))
     moved: list[str] = []
     if os.path.exists(db_path):
+        _checkpoint_truncate(db_path)
         stat = os.stat(db_path)
         os.chown(staged_path, stat.st_uid, stat.st_gid)
         os.chmod(staged_path, stat.st_mode & 0o7777)
+        os.link(db_path, kept)
+        fsync_dir(directory)
+        moved.append(kept)
         # The old WAL must never be replayed into the restored database: move it aside with its DB.
         for side in ("-wal", "-shm", "-journal"):
             if os.path.exists(db_path + side):
-                os.replace(db_path + side, kept + side)
+                _rename(db_path + side, kept + side)
                 moved.append(kept + side)
-        os.link(db_path, kept)
-        moved.insert(0, kept)
-    os.replace(staged_path, db_path)
-    fsync_dir(os.path.dirname(os.path.abspath(db_path)))
+    _rename(staged_path, db_path)
     return {"db_path": db_path, "kept": moved}
+
+
+PRE_RESTORE_INFIX = ".pre-restore"
+
+
+def prune_replaced(db_path: str, keep: int) -> list[str]:
+    """Remove all but the newest ``keep`` replaced databases (``DB.pre-restore*``, with their -wal,
+    -shm and -journal). Newest by name: the suffix carries the restore's UTC time (YYYYmmddTHHMMSSZ);
+    the file's own time would be the old database's last write, not the restore's."""
+    if keep < 1:
+        raise BackupError(f"the count of replaced databases to keep must be at least 1, got {keep!r}")
+    directory = os.path.dirname(os.path.abspath(db_path))
+    stem = os.path.basename(db_path) + PRE_RESTORE_INFIX
+    copies = []
+    for entry in os.listdir(directory):
+        path = os.path.join(directory, entry)
+        if not entry.startswith(stem) or entry.endswith(("-wal", "-shm", "-journal")):
+            continue
+        if os.path.isfile(path) and not os.path.islink(path):
+            copies.append(entry)
+    removed: list[str] = []
+    for entry in sorted(copies, reverse=True)[keep:]:
+        for side in ("-wal", "-shm", "-journal", ""):  # the database last: never a WAL without its DB
+            path = os.path.join(directory, entry + side)
+            if os.path.lexists(path):
+                os.unlink(path)
+                removed.append(path)
+    if removed:
+        fsync_dir(directory)
+    return removed
 
 
 def compare_row_counts(restored: dict[str, int], live: dict[str, int]) -> dict[str, Any]:
@@ -1205,6 +1323,234 @@ def compare_row_counts(restored: dict[str, int], live: dict[str, int]) -> dict[s
         "missing_in_restored": sorted(set(live) - set(restored)),
         "missing_in_live": sorted(set(restored) - set(live)),
     }
+
+
+# --------------------------------------------------------------------------- restore on the VM
+
+# What a restore in progress must undo if it stops half-way, in the status directory (it survives a
+# reboot): the backend to start again and whether the backup timer ran.
+RESTORE_STATE = "restore-pending.json"
+RESTORE_RESULT = "restore-result.json"
+Runner = Callable[..., Any]
+
+
+@dataclass
+class BackendControl:
+    """How the VM runs the backend: compose services (in a project directory), a systemd unit, or none."""
+
+    kind: str = "none"
+    compose_dir: str | None = None
+    services: list[str] = field(default_factory=list)
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("compose", "systemd", "none"):
+            raise BackupError(f"backend kind must be compose, systemd or none, not {self.kind!r}")
+        if self.kind == "compose" and not self.compose_dir:
+            raise BackupError("a compose backend needs its project directory")
+        if self.kind == "systemd" and not self.unit:
+            raise BackupError("a systemd backend needs its unit")
+
+    def _command(self, verb: str) -> list[str] | None:
+        if self.kind == "compose" and self.services:  # no services: none ran, none to stop or start
+            return ["docker", "compose", verb, *self.services]
+        if self.kind == "systemd":
+            return ["systemctl", verb, str(self.unit)]
+        return None
+
+    def set(self, verb: str, run: Runner) -> None:
+        argv = self._command(verb)
+        if argv is None:
+            return
+        done = run(
+            argv, cwd=self.compose_dir if self.kind == "compose" else None, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise BackupError(f"{' '.join(argv)} failed: {(done.stderr or done.stdout or '').strip()[-500:]}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "compose_dir": self.compose_dir,
+            "services": self.services,
+            "unit": self.unit,
+        }
+
+
+def _timer_active(timer: str | None, run: Runner) -> bool:
+    return bool(timer) and run(["systemctl", "is-active", "--quiet", str(timer)]).returncode == 0
+
+
+@contextmanager
+def _wait_lock(directory: str, wait_seconds: float) -> Iterator[None]:
+    """The backups' lock (a running backup finishes first), waited for at most ``wait_seconds``."""
+    import fcntl
+
+    fd = os.open(os.path.join(directory, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BackupError(
+                        f"a backup held {directory}/.lock for {wait_seconds:.0f} s; nothing was stopped"
+                    ) from None
+                time.sleep(0.5)
+        yield
+    finally:
+        os.close(fd)
+
+
+def restore_on_vm(
+    staged_path: str,
+    db_path: str,
+    *,
+    backup_dir: str,
+    state_dir: str,
+    keep_suffix: str,
+    backend: BackendControl,
+    timer: str | None = "tengen-backup.timer",
+    keep_replaced: int = 2,
+    lock_wait: float = 600.0,
+    run: Runner | None = None,
+) -> dict[str, Any]:
+    """Swap a staged, verified database in, in one process on the VM that needs no controller.
+
+    Under the backups' lock, with the backup timer stopped: stop the backend, swap (crash-safe),
+    start the backend and the timer again, prune old replaced databases. Before anything stops, a
+    state file records what to start again; if this process dies half-way, ``restore_recover`` (the
+    unit's ExecStopPost, and a unit at boot) reads it and starts the backend and the timer.
+    """
+    import subprocess
+
+    run = run or subprocess.run
+    if keep_replaced < 1:
+        raise BackupError(f"keep_replaced must be at least 1, got {keep_replaced!r}")
+    if not os.path.isfile(staged_path):
+        raise BackupError(f"no staged database at {staged_path}; nothing stopped")
+    state_path = os.path.join(state_dir, RESTORE_STATE)
+    with _wait_lock(backup_dir, lock_wait):
+        state = {
+            "started": iso(utcnow()),
+            "pid": os.getpid(),
+            "db_path": db_path,
+            "staged": staged_path,
+            "backend": backend.as_dict(),
+            "timer": timer,
+            "timer_was_active": _timer_active(timer, run),
+        }
+        os.makedirs(state_dir, exist_ok=True)
+        atomic_write_bytes(state_path, json.dumps(state, indent=2).encode() + b"\n")
+        try:
+            if state["timer_was_active"]:
+                _checked(run, ["systemctl", "stop", str(timer)])
+            backend.set("stop", run)
+            swapped = swap_database(staged_path, db_path, keep_suffix)
+        except BaseException:
+            try:  # the backend and the timer run again, on the old database
+                restore_recover(state_dir, run)
+            except BackupError as exc:  # the state stays: ExecStopPost or the boot unit tries again
+                LOG.error("starting the backend again failed: %s", exc)
+            raise
+        backend.set("start", run)
+        if state["timer_was_active"]:
+            _checked(run, ["systemctl", "start", str(timer)])
+        _unlink_quiet(state_path)
+        fsync_dir(state_dir)
+    swapped["pruned"] = prune_replaced(db_path, keep_replaced)
+    return swapped
+
+
+RESTORE_UNIT = "tengen-restore"
+
+
+def restore_unit_argv(
+    *,
+    staged: str,
+    keep_suffix: str,
+    backend: dict[str, Any],
+    timer: str | None,
+    keep_replaced: int,
+    timeout: int,
+    env_file: str,
+    command: str = "/usr/local/bin/tengen-backup",
+) -> list[str]:
+    """``systemd-run`` of ``tengen-backup restore-swap`` as a transient service of its own.
+
+    The unit belongs to systemd, not to the SSH session: the controller dying (and this client with
+    it) does not stop it. ``RuntimeMaxSec`` bounds it; ``ExecStopPost`` runs however it ends (killed
+    included) and starts what a half-done restore left stopped. A second restore cannot start while
+    one runs: the unit's name is taken."""
+    if timeout < 1:
+        raise BackupError(f"the restore timeout must be at least 1 second, got {timeout!r}")
+    argv = [
+        "systemd-run",
+        f"--unit={RESTORE_UNIT}",
+        "--description=tengen restore: stop the backend, swap the database, start it",
+        "--collect",
+        "--wait",
+        "--quiet",
+        f"--property=EnvironmentFile={env_file}",
+        f"--property=RuntimeMaxSec={int(timeout)}",
+        f"--property=ExecStopPost={command} restore-recover",
+        command,
+        "restore-swap",
+        f"--staged={staged}",
+        f"--keep-suffix={keep_suffix}",
+        f"--backend={backend.get('kind') or 'none'}",
+        f"--keep-replaced={int(keep_replaced)}",
+        f"--lock-wait={max(1, int(timeout) // 2)}",  # the rest of the bound is for the swap itself
+        f"--timer={timer or ''}",
+    ]
+    if backend.get("compose_dir"):
+        argv.append(f"--compose-dir={backend['compose_dir']}")
+    argv += [f"--service={name}" for name in backend.get("services") or []]
+    if backend.get("unit"):
+        argv.append(f"--unit={backend['unit']}")
+    return argv
+
+
+def _checked(run: Runner, argv: list[str]) -> None:
+    done = run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BackupError(f"{' '.join(argv)} failed: {(done.stderr or '').strip()[-500:]}")
+
+
+def restore_recover(state_dir: str, run: Runner | None = None) -> dict[str, Any] | None:
+    """Finish what a stopped restore left: start the backend and the timer again (on whichever whole
+    database is in place), remove an unswapped staged copy. None when no restore was pending."""
+    import subprocess
+
+    run = run or subprocess.run
+    state_path = os.path.join(state_dir, RESTORE_STATE)
+    try:
+        with open(state_path, "rb") as handle:
+            state = json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        state = {}  # a torn state file cannot be: it is written atomically; start what we can anyway
+    backend = BackendControl(**state.get("backend") or {"kind": "none"})
+    problems: list[str] = []
+    try:
+        backend.set("start", run)
+    except BackupError as exc:
+        problems.append(str(exc))
+    if state.get("timer_was_active"):
+        try:
+            _checked(run, ["systemctl", "start", str(state["timer"])])
+        except BackupError as exc:
+            problems.append(str(exc))
+    if state.get("staged"):
+        _unlink_quiet(state["staged"])
+    if problems:  # keep the state: the next try (at boot, or by hand) starts them again
+        raise BackupError("; ".join(problems))
+    _unlink_quiet(state_path)
+    fsync_dir(state_dir)
+    return state
 
 
 # --------------------------------------------------------------------------- status for monitoring
@@ -1339,8 +1685,41 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _cli_restore_swap(args: Any, config: dict[str, Any], state_dir: str) -> int:
+    """Run a restore's swap and record its outcome where the controller (if still there) reads it."""
+    result_path = os.path.join(state_dir, RESTORE_RESULT)
+    _unlink_quiet(result_path)
+    try:
+        backend = BackendControl(args.backend, args.compose_dir, args.service, args.unit)
+        swapped = restore_on_vm(
+            args.staged,
+            config["db_path"],
+            backup_dir=config["backup_dir"],
+            state_dir=state_dir,
+            keep_suffix=args.keep_suffix,
+            backend=backend,
+            timer=args.timer or None,
+            keep_replaced=args.keep_replaced,
+            lock_wait=args.lock_wait,
+        )
+        outcome: dict[str, Any] = {"ok": True, **swapped}
+    except (BackupError, sqlite3.Error, OSError) as exc:
+        outcome = {"ok": False, "error": str(exc)}
+    os.makedirs(state_dir, exist_ok=True)
+    atomic_write_bytes(result_path, json.dumps(outcome, indent=2).encode() + b"\n", mode=0o644)
+    if not outcome["ok"]:
+        print(
+            f"tengen-backup: restore FAILED, the backend runs the old database: {outcome['error']}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"tengen-backup: restored into {config['db_path']}; the replaced database is {swapped['kept'][:1]}")
+    return 0
+
+
 def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
-    """``tengen-backup backup|list|status|verify [NAME]``, configured by TENGEN_BACKUP_* variables."""
+    """``tengen-backup backup|list|status|verify [NAME]|restore-swap|restore-recover``, configured by
+    TENGEN_BACKUP_* variables."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="tengen-backup", description=cli_main.__doc__)
@@ -1350,6 +1729,19 @@ def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -
     sub.add_parser("status", help="print the status file with the current age of the last success")
     verify = sub.add_parser("verify", help="fully verify a local backup (default: the latest)")
     verify.add_argument("name", nargs="?", default="latest")
+    swap = sub.add_parser(
+        "restore-swap", help="stop the backend, swap a staged database in, start it (one process)"
+    )
+    swap.add_argument("--staged", required=True)
+    swap.add_argument("--keep-suffix", required=True)
+    swap.add_argument("--backend", choices=["compose", "systemd", "none"], default="none")
+    swap.add_argument("--compose-dir")
+    swap.add_argument("--service", action="append", default=[])
+    swap.add_argument("--unit")
+    swap.add_argument("--timer", default="tengen-backup.timer")
+    swap.add_argument("--keep-replaced", type=int, default=2)
+    swap.add_argument("--lock-wait", type=float, default=600.0)
+    sub.add_parser("restore-recover", help="start what a stopped restore left stopped (no-op when none)")
     args = parser.parse_args(argv)
     if not LOG.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -1360,6 +1752,22 @@ def cli_main(argv: list[str] | None = None, env: dict[str, str] | None = None) -
     except (ValueError, BackupError) as exc:
         print(f"tengen-backup: bad configuration: {exc}", file=sys.stderr)
         return 2
+
+    state_dir = os.path.dirname(os.path.abspath(config["status_file"]))
+    if args.command == "restore-swap":
+        return _cli_restore_swap(args, config, state_dir)
+    if args.command == "restore-recover":
+        try:
+            state = restore_recover(state_dir)
+        except BackupError as exc:
+            print(f"tengen-backup: recovery after a stopped restore FAILED: {exc}", file=sys.stderr)
+            return 1
+        if state is not None:
+            print(
+                f"tengen-backup: the restore started {state.get('started')} stopped half-way; "
+                "the backend and the timer run again"
+            )
+        return 0
 
     if args.command == "backup":
         try:

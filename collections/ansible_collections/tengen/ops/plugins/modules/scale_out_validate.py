@@ -11,7 +11,9 @@ description:
     not at all, and fails naming the variable at fault.
   - "Checks: malformed or overlapping CIDRs, subnets outside the VPC, fewer than two availability
     zones, a missing domain or certificate, CPU/memory pairs that Fargate does not run, desired
-    counts outside the autoscaling bounds."
+    counts outside the autoscaling bounds, an engine capacity other than fargate or gpu; with gpu,
+    a host type unknown, offered in none of the zones, a zone that offers none of the types (by
+    I(gpu_instances)), an on-demand split out of range, an engine task that does not fit a host."
   - Makes no AWS call and changes nothing.
 version_added: 0.1.0
 author: tengen maintainers
@@ -20,6 +22,12 @@ options:
     description: The C(scale_out_*) variables, keyed by their names.
     type: dict
     required: true
+  gpu_instances:
+    description:
+      - The C(gpu_instances) section of C(data/aws-prices.yml) (C(specs), C(offered_in)), a dated
+        table of the GPU types and the zones that offer them; read with C(scale_out_engine_capacity=gpu).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -51,9 +59,13 @@ from ansible_collections.tengen.ops.plugins.module_utils.scale_out import valida
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"config": {"type": "dict", "required": True}}, supports_check_mode=True
+        argument_spec={
+            "config": {"type": "dict", "required": True},
+            "gpu_instances": {"type": "dict", "default": {}},
+        },
+        supports_check_mode=True,
     )
-    errors = validate(module.params["config"])
+    errors = validate(module.params["config"], module.params["gpu_instances"])
     if errors:
         module.fail_json(msg="Invalid scale-out configuration: " + "; ".join(errors), errors=errors)
     module.exit_json(changed=False, errors=[])

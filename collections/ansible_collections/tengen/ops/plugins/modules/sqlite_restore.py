@@ -15,8 +15,16 @@ description:
     database to O(dest). A backup that fails any check is refused and O(dest) is left alone.
   - O(action=swap) puts a staged database in place of O(db_path) in one rename, keeping the database it
     replaces (with its WAL) as O(db_path) + O(keep_suffix). Stop the service using the database first.
-  - O(action=drill) stages the backup to a scratch O(dest), compares its row counts with the live database
-    (opened read-only) and removes the scratch copy. It fails when the restored copy lacks a live table.
+  - O(action=handover) does what O(action=swap) does, and stops and starts the backend around it, in a
+    transient systemd unit on the target that finishes without the controller. Under the backups' lock, with
+    the backup timer stopped, it stops the backend, swaps, starts the backend and the timer and prunes old
+    replaced databases (O(keep_replaced)). If the unit stops half-way (killed, or over O(timeout)), its
+    C(ExecStopPost) starts the backend and the timer again, on whichever whole database is in place. Needs the
+    C(tengen-backup) command that the C(sqlite_backup) role installs.
+  - O(action=drill) stages the backup to a scratch O(dest), compares its row counts and, for the backend's
+    schema, every game's move count with the live database (opened read-only) and removes the scratch copy.
+    It fails when the restored copy lacks a live table, or when a game holds fewer moves live than in the
+    backup (a game's moves only grow, so a move was lost). Games missing live are reported, not failed.
 author: tengen maintainers
 extends_documentation_fragment:
   - tengen.ops.sqlite_backup
@@ -30,7 +38,7 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [stage, swap, drill]
+    choices: [stage, swap, handover, drill]
     default: stage
   backup:
     description: C(latest) (the newest verified backup) or a backup's name or file name.
@@ -61,6 +69,46 @@ options:
     description: Suffix of the kept, replaced database (O(action=swap)); must not name an existing file.
     type: str
     default: .pre-restore
+  keep_replaced:
+    description: O(action=handover) keeps this many replaced databases (C(DB.pre-restore*)), newest first.
+    type: int
+    default: 2
+  backend:
+    description: What O(action=handover) stops and starts.
+    type: dict
+    suboptions:
+      kind:
+        description: compose, systemd or none.
+        type: str
+        choices: [compose, systemd, none]
+        default: none
+      compose_dir:
+        description: The compose project directory.
+        type: path
+      services:
+        description: The compose services to stop and start.
+        type: list
+        elements: str
+        default: []
+      unit:
+        description: The systemd unit.
+        type: str
+  timer:
+    description: The backup timer O(action=handover) stops while it runs (started again only if it ran).
+    type: str
+    default: tengen-backup.timer
+  timeout:
+    description: Seconds the O(action=handover) unit may run (lock wait included) before systemd stops it.
+    type: int
+    default: 900
+  env_file:
+    description: The C(tengen-backup) configuration (database, backup and status paths) the unit reads.
+    type: path
+    default: /etc/tengen-backup/backup.env
+  state_dir:
+    description: Where C(tengen-backup) keeps its status (the unit writes its result there).
+    type: path
+    default: /var/lib/tengen-backup
 """
 
 EXAMPLES = r"""
@@ -100,16 +148,25 @@ tables:
   type: dict
   sample: {games: 120, moves: 9800}
 comparison:
-  description: Per table, the restored and live row counts and their difference (live minus restored).
+  description:
+    - Per table, the restored and live row counts and their difference (live minus restored).
+    - C(moves) (backend schema only) - games and moves on each side, the games with fewer moves live
+      (C(games_with_lost_moves), the first in C(lost)) and the games missing live.
   returned: action is drill, not in check mode
   type: dict
 kept:
   description: Files the swap kept (the replaced database, its -wal and -shm).
-  returned: action is swap, not in check mode
+  returned: action is swap or handover, not in check mode
+  type: list
+  elements: str
+pruned:
+  description: Older replaced databases removed (O(keep_replaced)).
+  returned: action is handover, not in check mode
   type: list
   elements: str
 """
 
+import json  # noqa: E402
 import os  # noqa: E402
 import sqlite3  # noqa: E402
 import traceback  # noqa: E402
@@ -126,15 +183,53 @@ def _pick(module: AnsibleModule, s3: sb.S3Target | None) -> sb.Backup:
     return sb.find_backup(backups, p["backup"])
 
 
+def _game_moves(path: str) -> dict[str, int] | None:
+    conn = sb.open_existing(path, readonly=True)
+    try:
+        return sb.game_move_counts(conn)
+    finally:
+        conn.close()
+
+
 def _warn_skipped(module: AnsibleModule, skipped: list[str]) -> None:
     for name in skipped:
         module.warn(f"skipped {name} in the bucket: not a backup manifest of ours")
 
 
+def _handover(module: AnsibleModule) -> None:
+    """Run the swap in a transient unit; this process (and the controller) may die, the unit goes on."""
+    p = module.params
+    backend = p["backend"] or {"kind": "none"}
+    sb.BackendControl(
+        backend["kind"], backend.get("compose_dir"), backend.get("services") or [], backend.get("unit")
+    )
+    argv = sb.restore_unit_argv(
+        staged=p["dest"],
+        keep_suffix=p["keep_suffix"],
+        backend=backend,
+        timer=p["timer"],
+        keep_replaced=p["keep_replaced"],
+        timeout=p["timeout"],
+        env_file=p["env_file"],
+    )
+    result_path = os.path.join(p["state_dir"], sb.RESTORE_RESULT)
+    if os.path.exists(result_path):  # an earlier restore's outcome must not pass for this one's
+        os.unlink(result_path)
+    rc, out, err = module.run_command(argv)
+    try:
+        with open(result_path, "rb") as handle:
+            outcome = json.loads(handle.read())
+    except (OSError, ValueError):
+        outcome = {"ok": False, "error": f"the restore unit left no result (rc {rc}): {(err or out).strip()}"}
+    if rc != 0 or not outcome.get("ok"):
+        module.fail_json(msg=f"handover refused: {outcome.get('error')}", rc=rc, stderr=err)
+    module.exit_json(changed=True, kept=outcome.get("kept", []), pruned=outcome.get("pruned", []))
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "action": {"type": "str", "choices": ["stage", "swap", "drill"], "default": "stage"},
+            "action": {"type": "str", "choices": ["stage", "swap", "handover", "drill"], "default": "stage"},
             "backup": {"type": "str", "default": "latest"},
             "source": {"type": "str", "choices": ["local", "s3"], "default": "local"},
             "backup_dir": {"type": "path"},
@@ -145,10 +240,25 @@ def main() -> None:
             "db_path": {"type": "path"},
             "keep_suffix": {"type": "str", "default": ".pre-restore"},
             "min_free_mb": {"type": "int", "default": 0},
+            "keep_replaced": {"type": "int", "default": 2},
+            "backend": {
+                "type": "dict",
+                "options": {
+                    "kind": {"type": "str", "choices": ["compose", "systemd", "none"], "default": "none"},
+                    "compose_dir": {"type": "path"},
+                    "services": {"type": "list", "elements": "str", "default": []},
+                    "unit": {"type": "str"},
+                },
+            },
+            "timer": {"type": "str", "default": "tengen-backup.timer"},
+            "timeout": {"type": "int", "default": 900},
+            "env_file": {"type": "path", "default": "/etc/tengen-backup/backup.env"},
+            "state_dir": {"type": "path", "default": "/var/lib/tengen-backup"},
         },
         required_if=[
             ("source", "s3", ["s3"]),
             ("action", "swap", ["db_path"]),
+            ("action", "handover", ["db_path"]),
             ("action", "drill", ["db_path"]),
         ],
         mutually_exclusive=[("encryption_key", "encryption_keys")],
@@ -157,7 +267,7 @@ def main() -> None:
     p = module.params
     keys = p["encryption_keys"] if p["encryption_keys"] else p["encryption_key"]
     try:
-        if p["action"] == "swap":
+        if p["action"] in ("swap", "handover"):
             kept = f"{p['db_path']}{p['keep_suffix']}"
             if os.path.exists(kept):
                 module.fail_json(msg=f"keep_suffix: {kept} exists already; nothing swapped")
@@ -168,6 +278,12 @@ def main() -> None:
                 if check != "ok":
                     module.fail_json(msg=f"dest: {p['dest']} failed integrity_check: {check}")
                 module.exit_json(changed=True, kept=[kept])
+            if p["keep_replaced"] < 1:
+                module.fail_json(
+                    msg=f"keep_replaced must be at least 1, got {p['keep_replaced']}; nothing swapped"
+                )
+            if p["action"] == "handover":
+                _handover(module)
             swapped = sb.swap_database(p["dest"], p["db_path"], p["keep_suffix"])
             module.exit_json(changed=True, **swapped)
 
@@ -192,8 +308,10 @@ def main() -> None:
         if p["action"] == "stage":
             module.exit_json(changed=True, backup=backup_info, tables=result["tables"], dest=p["dest"])
 
-        # drill: compare with the live database, then remove the scratch copy
+        # drill: compare with the live database (rows, and every game's moves), then remove the scratch copy
         try:
+            restored_moves = _game_moves(p["dest"])
+            live_moves = _game_moves(p["db_path"])
             conn = sb.open_existing(p["db_path"], readonly=True)
             try:
                 live = sb.table_row_counts(conn)
@@ -202,10 +320,20 @@ def main() -> None:
         finally:
             os.unlink(p["dest"])
         comparison = sb.compare_row_counts(result["tables"], live)
+        if restored_moves is not None and live_moves is not None:
+            comparison["moves"] = sb.compare_game_moves(restored_moves, live_moves)
         if comparison["missing_in_restored"]:
             module.fail_json(
                 msg=f"the restored copy of {result['name']} lacks the live tables "
                 f"{comparison['missing_in_restored']}",
+                backup=backup_info,
+                comparison=comparison,
+            )
+        lost = comparison.get("moves", {}).get("games_with_lost_moves")
+        if lost:
+            module.fail_json(
+                msg=f"{lost} games hold fewer moves live than in {result['name']} (moves only grow): "
+                f"moves were lost, e.g. {comparison['moves']['lost']}",
                 backup=backup_info,
                 comparison=comparison,
             )
