@@ -758,4 +758,4 @@ def test_the_cutover_moves_every_game_and_play_goes_on_then_the_way_back_keeps_w
         json.loads(line)
         for line in rehearsed.vm("tail", "-n", "2", "/var/log/tengen/audit.jsonl").splitlines()
     ]
-    assert [(e["action"], e["outcome"]) for e in entries] == [("cutover", "ok"), ("rollback to the VM", "ok")]
+    assert [(e["action"], e["outcome"]) for e in entries] == [("cutover", "ok"), ("cutover rollback", "ok")]
