@@ -749,9 +749,10 @@ def test_the_cutover_moves_every_game_and_play_goes_on_then_the_way_back_keeps_w
     assert status == 200, body
     assert rehearsed.sandbox.exec("test", "-e", "/opt/tengen/forward.json", check=False).returncode != 0
     assert domain_record(rehearsed) == []
-    # The stack no longer takes writes: nobody plays on a copy that is not the live one.
+    # The stack no longer takes writes: nobody plays on a copy that is not the live one. (There the
+    # game is as the stack left it, black to play: the move is refused for the database, not the turn.)
     status, body = http(
-        f"{rehearsed.alb}/api/games/{game}/moves", "POST", {"move": "J9", "token": tokens["W"]}
+        f"{rehearsed.alb}/api/games/{game}/moves", "POST", {"move": "J9", "token": tokens["B"]}
     )
     assert status == 503 and body["reason"] == "read-only", body
     entries = [
