@@ -418,30 +418,27 @@ def test_engine_environment_and_proxy_configuration_are_released_without_a_faile
     assert ledger(sandbox)["releases"][0]["images"]["engine"] == engine_image
     assert play_vs_ai(base, ctx, move="D4").ai_move  # the new engine plays
 
-    # A new backend environment: released beside the live backend, whose WebSockets close with
-    # 1012 and come back; the engine keeps running.
+    # A new backend environment and a new nginx configuration in one run: the backend is released
+    # beside the live one, whose WebSockets close with 1012 and come back; nginx is reloaded, not
+    # recreated, and the engine and Caddy keep running.
     level = "game_stack_backend_log_level=warning"
-    _, report = deploy_under_load(sandbox, base, ctx, "-e", engine, "-e", level)
+    proc, report = deploy_under_load(
+        sandbox, base, ctx, "-e", engine, "-e", level, "-e", "game_stack_nginx_api_burst=120"
+    )
     assert report.reconnects > 0
+    assert "RUNNING HANDLER [game_stack : Reload nginx]" in proc.stdout
+    assert "burst=120 " in sandbox.exec("cat", "/opt/tengen/nginx/default.conf").stdout.decode()
     moved = ledger(sandbox)["releases"][0]
     assert moved["slot"] != live["slot"] and moved["images"] == {**live["images"], "engine": engine_image}
-    backends = sorted(n for n in running(sandbox) if "-backend-" in n)
+    now = running(sandbox)
+    backends = sorted(n for n in now if "-backend-" in n)
     assert backends == [f"tengen-backend-{moved['slot']}-1"]
     shown = (
         sandbox.exec("docker", "exec", backends[0], "printenv", "TENGEN_LOG_LEVEL").stdout.decode().strip()
     )
     assert shown == "warning"
-    assert running(sandbox)["tengen-engine-1"] == after["tengen-engine-1"]
-
-    # nginx's configuration alone: reloaded in place, no container recreated.
-    before = running(sandbox)
-    proc, _ = deploy_under_load(
-        sandbox, base, ctx, "-e", engine, "-e", level, "-e", "game_stack_nginx_api_burst=120"
-    )
-    assert "RUNNING HANDLER [game_stack : Reload nginx]" in proc.stdout
-    assert running(sandbox) == before
-    conf = sandbox.exec("cat", "/opt/tengen/nginx/default.conf").stdout.decode()
-    assert "burst=120 " in conf
+    unchanged = ("tengen-engine-1", "tengen-nginx-1", "tengen-caddy-1")
+    assert {n: now[n] for n in unchanged} == {n: after[n] for n in unchanged}
 
     # Everything back to the defaults in one run: engine, environment and nginx together.
     deploy_under_load(sandbox, base, ctx)
