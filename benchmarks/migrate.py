@@ -14,6 +14,9 @@
    rows per second, then whether its result passes our verification (and the tables that do not)
    and how its schema differs from the backend's. When it fails with its defaults, it runs again
    with fewer rows prefetched (its heap is fixed), and says so.
+4. Runs the steps of the cutover that refuse writes (the final backup, its verification, the move
+   and its verification) on the same file and prints their time: the cutover's write downtime
+   but for the copy of the backup to the controller and the switches around it.
 A run that failed prints its error and no figure. Figures vary with the machine and its load; they
 are printed, never asserted.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -36,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "collections")]
 
+from ansible_collections.tengen.ops.plugins.module_utils import sqlite_backup as sb  # noqa: E402
 from ansible_collections.tengen.ops.plugins.module_utils import sqlite_to_postgres as s2p  # noqa: E402
 
 from tests.service_servers import APP_DIR, Postgres  # noqa: E402
@@ -135,6 +140,34 @@ def ours(db: Path, url: str, batch_rows: int) -> None:
     )
 
 
+def cutover(db: Path, url: str, work: Path, batch_rows: int) -> None:
+    """The steps of playbooks/scale-out/cutover.yml that run while writes are refused, on this file,
+    with the same code: the final backup (the VM's settings: gzip, encrypted), its verification and
+    unpacking, the move and its verification."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    steps: dict[str, float] = {}
+    try:
+        started = time.monotonic()
+        made = sb.create_backup(str(db), str(work / "backups"), compression="gzip", key=key)
+        steps["final backup"] = time.monotonic() - started
+        started = time.monotonic()
+        sb.fetch_and_unpack(str(work / "scratch.db"), backup_dir=str(work / "backups"), key=key)
+        steps["backup verified and unpacked"] = time.monotonic() - started
+        started = time.monotonic()
+        s2p.migrate(STORE, str(work / "scratch.db"), url, replace=True, batch_rows=batch_rows)
+        steps["move and verification"] = time.monotonic() - started
+    except (sb.BackupError, s2p.MigrationError) as exc:
+        print(f"cutover: FAILED: {exc}")
+        return
+    size = os.path.getsize(made.path) / 2**20
+    parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items())
+    print(
+        f"cutover, writes refused on this file: {sum(steps.values()):.1f} s ({parts}); add the copy of "
+        f"the {size:.0f} MiB backup from the VM to the controller at your link's speed, and the switches "
+        "(maintenance, the stack's check, DNS, Caddy's reload) measured on the sandbox"
+    )
+
+
 def pgloader(db: Path, url: str, rows: int, workdir: Path, backend_url: str, options: list[str]) -> bool:
     exe = shutil.which("pgloader")
     if not exe:
@@ -216,6 +249,7 @@ def main() -> None:
         postgres = Postgres().start()
         backend_url = postgres.new_database()
         ours(db, backend_url, args.batch_rows)
+        cutover(db, postgres.new_database(), work, args.batch_rows)
         if not pgloader(db, postgres.new_database(), rows, work, backend_url, []):
             # Its defaults prefetch 100000 rows per table into SBCL's fixed heap; try again with fewer.
             pgloader(

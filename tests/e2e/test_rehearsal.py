@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -553,3 +554,209 @@ def test_a_new_revision_rolls_replica_by_replica_without_failing_a_request(rehea
     timings["second run unchanged"] = time.monotonic() - started
     figures = json.dumps({k: round(v) for k, v in timings.items()})
     print(f"rolling update timings (s since the test started): {figures}")
+
+
+# -- The cutover from the VM to the rehearsed stack, a failed one first, and the way back.
+
+DOMAIN, ZONE = "play.example.net", "example.net"
+
+
+@dataclass
+class Vm:
+    """The game VM as players reach it (Caddy's HTTPS port on this machine)."""
+
+    base: str
+    ctx: object
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        return http(self.base + path, method, body, self.ctx)
+
+
+def http(url: str, method: str = "GET", body: dict | None = None, ctx: object = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        text = err.read()
+        try:
+            return err.code, json.loads(text)
+        except ValueError:
+            return err.code, {"text": text.decode(errors="replace")}
+
+
+def human_game(vm: Vm, moves: list[str]) -> tuple[str, dict]:
+    status, created = vm.call("POST", "/api/games", {"size": 9, "opponent": "human"})
+    assert status == 201, created
+    game, tokens = created["game"]["id"], created["tokens"]
+    for n, move in enumerate(moves):
+        status, body = vm.call(
+            "POST", f"/api/games/{game}/moves", {"move": move, "token": tokens["BW"[n % 2]]}
+        )
+        assert status == 200, body
+    return game, tokens
+
+
+@pytest.fixture(scope="module")
+def cutover_setup(rehearsed: Deployed) -> Iterator[dict]:
+    """What an operator provides: a route from the VM's Caddy to the ALB (here, the stand-in ALB on
+    the game stack's Docker network) and one from the controller to the database (an SSH forward
+    through the VM, as to RDS through a host in the VPC)."""
+    from tests.e2e.conftest import STATE_DIR
+    from tests.stack_checks import https_context
+
+    alb = f"{STACK}-rehearsal-alb"
+    each = "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}"
+    networks = rehearsed.vm("docker", "inspect", "-f", each, "tengen-caddy-1").split()
+    rehearsed.vm("docker", "network", "connect", networks[0], alb)
+    secret = json.loads(
+        aws(rehearsed.endpoint, "secretsmanager").get_secret_value(SecretId=f"{STACK}/app")["SecretString"]
+    )
+    db_port = re.search(r"@[^/:]+:(\d+)/", secret["DATABASE_URL"]).group(1)
+    db_ip = rehearsed.vm(
+        "docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{NETWORK}").IPAddress}}}}',
+        f"{STACK}-rehearsal-postgres-0",
+    )  # fmt: skip
+    local = free_port()
+    ssh = rehearsed.sandbox.ssh_args("deploy")
+    tunnel = subprocess.Popen(
+        [*ssh[:-1], "-N", "-o", "ExitOnForwardFailure=yes",
+         "-L", f"127.0.0.1:{local}:{db_ip}:{db_port}", ssh[-1]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield {
+            "password": urllib.parse.unquote(re.search(r"//[^:]+:([^@]+)@", secret["DATABASE_URL"]).group(1)),
+            "vm": Vm(
+                f"https://localhost:{rehearsed.sandbox.https_port}",
+                https_context(str(STATE_DIR / "caddy-root.crt")),
+            ),
+            "extra": {
+                "scale_out_stack": STACK,
+                "cutover_domain": DOMAIN,
+                "cutover_hosted_zone": ZONE,
+                "scale_out_domain": "rehearsal.example.net",
+                "cutover_target_url": f"http://{alb}:18443",
+                "cutover_check_url": rehearsed.alb,
+                "cutover_database_address": f"127.0.0.1:{local}",
+            },
+        }
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=10)
+        rehearsed.sandbox.exec("docker", "network", "disconnect", networks[0], alb, check=False)
+
+
+def cutover_run(rehearsed: Deployed, setup: dict, playbook: str = "cutover.yml", **extra: object) -> Run:
+    return run_playbook(
+        playbook, rehearsed.endpoint, {**setup["extra"], **extra}, inventories=(rehearsed.sandbox.inventory,)
+    )
+
+
+def domain_record(rehearsed: Deployed) -> list[dict]:
+    route53 = aws(rehearsed.endpoint, "route53")
+    zone = next(z["Id"] for z in route53.list_hosted_zones()["HostedZones"] if z["Name"] == f"{ZONE}.")
+    sets = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    return [s for s in sets if s["Name"] == f"{DOMAIN}." and s["Type"] == "A"]
+
+
+def test_a_refused_and_a_failed_cutover_leave_the_vm_serving_with_its_data(
+    rehearsed: Deployed, cutover_setup: dict
+) -> None:
+    vm = cutover_setup["vm"]
+    game, tokens = human_game(vm, ["E5", "C3", "G7"])
+    # A game played on the stack before the cutover: its database is not empty, and a cutover
+    # without cutover_replace is refused before any change.
+    assert http(f"{rehearsed.alb}/api/games", "POST", {"size": 9, "opponent": "human"})[0] == 201
+    refused = cutover_run(rehearsed, cutover_setup)
+    assert refused.rc != 0
+    assert (
+        "Check the target database (reachable, writable, empty unless cutover_replace)"
+        in refused.failed_tasks
+    )
+    assert "replace" in refused.output
+    # The health check of the stack made to fail (nothing answers there): after the data moved.
+    failed = cutover_run(
+        rehearsed,
+        cutover_setup,
+        cutover_replace=True,
+        cutover_check_url="http://127.0.0.1:9",
+        cutover_check_retries=1,
+    )
+    assert failed.rc != 0
+    assert "The cutover failed at step 4 (checking the stack)" in failed.output, failed.output[-3000:]
+    assert "The VM serves again, writable, with its data as before" in failed.output
+    for run in (refused, failed):
+        assert cutover_setup["password"] not in run.output
+    # Writable, its data as before, no forward, no DNS record, the failure in the audit trail.
+    status, body = vm.call("GET", f"/api/games/{game}")
+    assert status == 200 and [m[1] for m in body["moves"]] == ["E5", "C3", "G7"]
+    status, body = vm.call("POST", f"/api/games/{game}/moves", {"move": "D4", "token": tokens["W"]})
+    assert status == 200, body
+    assert rehearsed.sandbox.exec("test", "-e", "/opt/tengen/forward.json", check=False).returncode != 0
+    assert domain_record(rehearsed) == []
+    last = json.loads(rehearsed.vm("tail", "-n", "1", "/var/log/tengen/audit.jsonl"))
+    assert (last["action"], last["outcome"]) == ("cutover", "failed") and "step 4" in last["detail"]
+
+
+def test_the_cutover_moves_every_game_and_play_goes_on_then_the_way_back_keeps_what_was_played(
+    rehearsed: Deployed, cutover_setup: dict
+) -> None:
+    from tests.stack_checks import play_vs_ai
+
+    vm = cutover_setup["vm"]
+    games = {}
+    for moves in (["E5"], ["C3", "G7", "D4"], ["E5", "E4", "D5", "D4", "F5"]):
+        game, tokens = human_game(vm, moves)
+        games[game] = (tokens, moves)
+    ai = play_vs_ai(vm.base, vm.ctx, move="E5")  # a game against the AI, answered on the VM
+
+    started = time.monotonic()
+    cut = cutover_run(rehearsed, cutover_setup, cutover_replace=True)
+    took = time.monotonic() - started
+    assert cut.rc == 0, cut.output[-5000:]
+    downtime = re.search(r"Writes were refused for ([0-9.]+) s", cut.output).group(1)
+    print(f"cutover: {took:.0f} s in all, writes refused for {downtime} s")
+
+    # Every game is on the stack, as on the VM.
+    for game, (_tokens, moves) in games.items():
+        status, body = http(f"{rehearsed.alb}/api/games/{game}")
+        assert status == 200 and [m[1] for m in body["moves"]] == moves, (game, body)
+    status, body = http(f"{rehearsed.alb}/api/games/{ai.game_id}")
+    assert status == 200 and [m[1] for m in body["moves"]] == [ai.our_move, ai.ai_move]
+    # The domain names the ALB; players reaching the VM play on the stack through its Caddy.
+    alb = aws(rehearsed.endpoint, "elbv2").describe_load_balancers(Names=[STACK])["LoadBalancers"][0]
+    record = domain_record(rehearsed)
+    assert [r["AliasTarget"]["DNSName"].rstrip(".").lower() for r in record] == [
+        alb["DNSName"].rstrip(".").lower()
+    ]
+    game, (tokens, moves) = next(iter(games.items()))
+    status, body = vm.call("POST", f"/api/games/{game}/moves", {"move": "C3", "token": tokens["W"]})
+    assert status == 200, body
+    status, body = http(f"{rehearsed.alb}/api/games/{game}")
+    assert [m[1] for m in body["moves"]] == [*moves, "C3"]  # written on the stack
+    assert play_vs_ai(vm.base, vm.ctx, move="D4").ai_move  # the stack's engine answers
+    again = cutover_run(rehearsed, cutover_setup, cutover_replace=True)
+    assert again.rc != 0 and "This VM was already cut over" in again.output
+
+    back = cutover_run(rehearsed, cutover_setup, "rollback.yml")
+    assert back.rc == 0, back.output[-5000:]
+    # The move made on the stack is on the VM; the VM takes writes; the domain is as before.
+    status, body = vm.call("GET", f"/api/games/{game}")
+    assert status == 200 and [m[1] for m in body["moves"]] == [*moves, "C3"]
+    status, body = vm.call("POST", f"/api/games/{game}/moves", {"move": "G7", "token": tokens["B"]})
+    assert status == 200, body
+    assert rehearsed.sandbox.exec("test", "-e", "/opt/tengen/forward.json", check=False).returncode != 0
+    assert domain_record(rehearsed) == []
+    # The stack no longer takes writes: nobody plays on a copy that is not the live one. (There the
+    # game is as the stack left it, black to play: the move is refused for the database, not the turn.)
+    status, body = http(
+        f"{rehearsed.alb}/api/games/{game}/moves", "POST", {"move": "J9", "token": tokens["B"]}
+    )
+    assert status == 503 and body["reason"] == "read-only", body
+    entries = [
+        json.loads(line)
+        for line in rehearsed.vm("tail", "-n", "2", "/var/log/tengen/audit.jsonl").splitlines()
+    ]
+    assert [(e["action"], e["outcome"]) for e in entries] == [("cutover", "ok"), ("cutover rollback", "ok")]

@@ -26,7 +26,7 @@ from .engine import EngineClient, EngineError, parse_urls
 from .maintenance import Maintenance, MaintenanceOn, maintenance_message
 from .pubsub import LocalPubSub, make_pubsub
 from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
-from .store import Conflict, GameRecord, StorageFull, Store, make_store
+from .store import Conflict, GameRecord, ReadOnly, StorageFull, Store, make_store
 
 log = logging.getLogger("tengen.app")
 MAX_BODY = 16 * 1024  # a move is a few dozen bytes; anything this big is not one
@@ -140,6 +140,15 @@ def view(rec: GameRecord, game: Game) -> dict:
     if game.finished and game.moves[-1][1] != RESIGN:
         data["score"] = game.score()
     return data
+
+
+def unwritable(error: str, reason: str) -> web.HTTPServiceUnavailable:
+    """503 for a write the database could not take: nothing was stored, the client may send it again."""
+    return web.HTTPServiceUnavailable(
+        text=json.dumps({"error": error, "reason": reason}),
+        content_type="application/json",
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+    )
 
 
 class Service:
@@ -269,20 +278,18 @@ class Service:
 
     async def write(self, operation: Awaitable[None]) -> None:
         """Run a store write; a full disk answers 503 with Retry-After (nothing was written) and
-        marks the storage unwritable until a write succeeds again: no restart is needed."""
+        marks the storage unwritable until a write succeeds again: no restart is needed. So does a
+        database made read-only on purpose (a rollback copying it), which is not a fault."""
         try:
             await operation
+        except ReadOnly:
+            raise unwritable(
+                "the service is moving: nothing was saved, try again in a few minutes", "read-only"
+            ) from None
         except StorageFull as exc:
             self.storage_failed(str(exc))
-            raise web.HTTPServiceUnavailable(
-                text=json.dumps(
-                    {
-                        "error": "the database's disk is full: nothing was saved, try again later",
-                        "reason": "storage full",
-                    }
-                ),
-                content_type="application/json",
-                headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+            raise unwritable(
+                "the database's disk is full: nothing was saved, try again later", "storage full"
             ) from None
         self.storage_ok()
 

@@ -70,6 +70,11 @@ class StorageFull(Exception):
     goes through again once space is freed."""
 
 
+class ReadOnly(Exception):
+    """The database refuses writes on purpose (a rollback to the VM is copying it): nothing was
+    written, and the service reads on."""
+
+
 # How SQLite syncs the WAL: FULL (the default) at every commit, so an acknowledged move survives
 # a power loss; NORMAL only at checkpoints (a crash of the process loses nothing, a power loss
 # the last commits). See the README's Durability.
@@ -206,21 +211,40 @@ class PostgresStore(Store):
             self.conn = None
 
     async def _execute(self, sql: str, args: tuple = ()) -> Any:
+        import psycopg.errors
+
         async with self.lock:
-            if self.conn is None or self.conn.closed:
-                await self.open()
-            return await self.conn.execute(sql.replace("?", "%s"), args)
+            for attempt in (1, 2):
+                if self.conn is None or self.conn.closed:
+                    await self.open()
+                try:
+                    return await self.conn.execute(sql.replace("?", "%s"), args)
+                except psycopg.errors.ReadOnlySqlTransaction as exc:
+                    raise ReadOnly(str(exc)) from None
+                except psycopg.errors.AdminShutdown:
+                    # The server ended this idle session (the database was made read-only, or it
+                    # restarted): the statement never ran, so it is sent once more on a new one.
+                    await self.close()
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
 
     async def migrate(self) -> int:
         async with self.lock:
             # An advisory lock keeps two replicas from migrating at the same time.
             async with self.conn.transaction():
                 await self.conn.execute("SELECT pg_advisory_xact_lock(31337)")
-                await self.conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-                )
-                row = await (await self.conn.execute("SELECT max(version) FROM schema_version")).fetchone()
-                current = row[0] or 0
+                # Nothing is written when the schema is up to date, so that a replica also starts
+                # on a database made read-only (a rollback to the VM is copying it).
+                found = await (await self.conn.execute("SELECT to_regclass('schema_version')")).fetchone()
+                current = 0
+                if found[0] is not None:
+                    row = await (
+                        await self.conn.execute("SELECT max(version) FROM schema_version")
+                    ).fetchone()
+                    current = row[0] or 0
+                else:
+                    await self.conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                 for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
                     await self.conn.execute(sql)
                     await self.conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))

@@ -16,7 +16,16 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-ACTIONS = ("site", "release", "rollback", "restore", "maintenance on", "maintenance off", "cutover")
+ACTIONS = (
+    "site",
+    "release",
+    "rollback",
+    "restore",
+    "maintenance on",
+    "maintenance off",
+    "cutover",
+    "cutover rollback",
+)
 OUTCOMES = ("ok", "failed", "rolled back")
 FILE_MODE = 0o640
 DIR_MODE = 0o750

@@ -41,7 +41,7 @@ options:
     description: What was done.
     type: str
     required: true
-    choices: [site, release, rollback, restore, maintenance on, maintenance off, cutover]
+    choices: [site, release, rollback, restore, maintenance on, maintenance off, cutover, cutover rollback]
   outcome:
     description: C(rolled back) is a release that failed and left the previous release serving.
     type: str
