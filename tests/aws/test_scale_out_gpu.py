@@ -27,7 +27,15 @@ pytestmark = pytest.mark.aws
 
 GPU = f"{STACK}-gpu"
 AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
-EXTRA = {"scale_out_engine_capacity": "gpu", "scale_out_gpu_instance_types": ["g4dn.xlarge", "g4dn.2xlarge"]}
+# A zone of its own: moto_server is shared by the session, and a second zone named like the
+# track test's would take that test's DNS record (route53 picks the first zone of a name).
+DOMAIN, ZONE = "play.gpu.example.net", "gpu.example.net"
+EXTRA = {
+    "scale_out_engine_capacity": "gpu",
+    "scale_out_gpu_instance_types": ["g4dn.xlarge", "g4dn.2xlarge"],
+    "scale_out_domain": DOMAIN,
+    "scale_out_hosted_zone": ZONE,
+}
 
 
 class GpuStack:
@@ -51,8 +59,8 @@ class GpuStack:
 @pytest.fixture(scope="module")
 def gpu(moto_server: str) -> Iterator[GpuStack]:
     s = GpuStack(moto_server)
-    s.cert = s.client("acm").request_certificate(DomainName="play.example.org")["CertificateArn"]
-    s.client("route53").create_hosted_zone(Name="example.org", CallerReference="tengen-gpu-test")
+    s.cert = s.client("acm").request_certificate(DomainName=DOMAIN)["CertificateArn"]
+    s.client("route53").create_hosted_zone(Name=ZONE, CallerReference="tengen-gpu-test")
     for layer in ("network.yml", "identity.yml", "services.yml"):
         run = s.play(layer)
         assert run.rc == 0, run.output[-4000:]
@@ -168,8 +176,15 @@ def test_second_run_changes_nothing_but_named_moto_gaps(gpu: GpuStack) -> None:
 def test_teardown_removes_the_gpu_hosts(gpu: GpuStack) -> None:
     down = gpu.play("teardown.yml")
     assert down.rc == 0, down.output[-4000:]
-    assert gpu.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
-    assert gpu.client("ec2").describe_launch_templates()["LaunchTemplates"] == []
+    # This stack's only: other tests of the session share moto_server.
+    assert (
+        gpu.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[GPU])[
+            "AutoScalingGroups"
+        ]
+        == []
+    )
+    named = [{"Name": "launch-template-name", "Values": [GPU]}]
+    assert gpu.client("ec2").describe_launch_templates(Filters=named)["LaunchTemplates"] == []
     ecs = gpu.client("ecs")
     providers = ecs.describe_capacity_providers(capacityProviders=[GPU])["capacityProviders"]
     assert [p for p in providers if p.get("status") == "ACTIVE"] == []
