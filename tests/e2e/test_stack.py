@@ -247,6 +247,8 @@ def test_failed_release_rolls_back_by_itself_without_a_failed_request(sandbox, b
     assert last_audit(sandbox)[-1:] == [("release", "rolled back", before["releases"][0]["id"])]
     running = sandbox.exec("docker", "ps", "--format", "{{.Image}}").stdout.decode().split()
     assert live_image in running and f"tengen/backend:{tag}" not in running
+    # The failed run gave its change lock back: another controller is not blocked by it.
+    assert sandbox.exec("cat", "/run/lock/tengen-change.lock").stdout.decode().strip() == ""
 
 
 def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox, base, ctx):
@@ -256,7 +258,7 @@ def test_good_release_and_rollback_keep_serving_and_reconnect_websockets(sandbox
     game = play_vs_ai(base, ctx, move="F6")
     ws_url = base.replace("https://", "wss://") + f"/ws/games/{game.game_id}"
 
-    # The record an earlier run left in the lock file is not this release's lock.
+    # A record already in the lock file (a killed controller's) is not this release's lock.
     earlier = sandbox.exec("cat", "/run/lock/tengen-change.lock", check=False).stdout.decode()
 
     async def second_deploy_once_the_first_holds_the_lock() -> subprocess.CompletedProcess:

@@ -178,7 +178,7 @@ class Restore:
         self.kill_the_controller()
         self.log.close()
         self.release_the_backend()
-        # A dead or failed restore's change lock stays (an operator breaks it knowingly): free it here.
+        # A killed controller's change lock stays (an operator breaks it knowingly): free it here.
         self.host.run_expect([0], "rm -f /run/lock/tengen-change.lock")
 
 
