@@ -373,6 +373,85 @@ def test_a_release_whose_controller_dies_is_finished_by_the_next_run(sandbox, ba
     assert f"backend-{live['slot']}:8000" in served
 
 
+def running(sandbox) -> dict[str, tuple[str, str]]:
+    """Each running container of the VM by name: its id and its image."""
+    out = sandbox.exec(
+        "docker", "ps", "--no-trunc", "--format", "{{.Names}} {{.ID}} {{.Image}}"
+    ).stdout.decode()
+    return {name: (cid, image) for name, cid, image in (line.split() for line in out.splitlines())}
+
+
+def build_engine_variant(live_image: str, tag: str) -> str:
+    """A new engine image (the live one with a label): an engine-only release."""
+    image = f"{live_image.rsplit(':', 1)[0]}:{tag}"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", image, "-"],
+        input=f"FROM {live_image}\nLABEL org.tengen.test-variant={tag}\n".encode(),
+        check=True,
+        capture_output=True,
+    )
+    return image
+
+
+def deploy_under_load(sandbox, base, ctx, *extra: str):
+    with PlayerLoad(base, ctx) as load:
+        proc = sandbox.ansible_playbook("playbooks/deploy.yml", *extra)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert load.report.clean, f"{load.report.summary()}: {load.report.details()}"
+    assert load.report.moves > 20 and load.report.ai_replies > 0
+    return proc, load.report
+
+
+def test_engine_environment_and_proxy_configuration_are_released_without_a_failed_request(sandbox, base, ctx):
+    live = ledger(sandbox)["releases"][0]
+    backend = f"tengen-backend-{live['slot']}-1"
+    engine_image = build_engine_variant(live["images"]["engine"], f"e2e-engine-{int(time.time())}")
+    engine = f"game_stack_engine_image={engine_image}"
+
+    # A new engine image: a second engine plays while the engine is replaced; the backend (whose
+    # image and environment did not change), nginx and Caddy keep running.
+    before = running(sandbox)
+    deploy_under_load(sandbox, base, ctx, "-e", engine)
+    after = running(sandbox)
+    kept = (backend, "tengen-nginx-1", "tengen-caddy-1")
+    assert {n: after.get(n) for n in kept} == {n: before[n] for n in kept}
+    assert (
+        after["tengen-engine-1"][1] == engine_image
+        and after["tengen-engine-1"][0] != before["tengen-engine-1"][0]
+    )
+    assert "tengen-engine-next-1" not in after
+    assert ledger(sandbox)["releases"][0]["images"]["engine"] == engine_image
+    assert play_vs_ai(base, ctx, move="D4").ai_move  # the new engine plays
+
+    # A new backend environment and a new nginx configuration in one run: the backend is released
+    # beside the live one, whose WebSockets close with 1012 and come back; nginx is reloaded, not
+    # recreated, and the engine and Caddy keep running.
+    level = "game_stack_backend_log_level=warning"
+    proc, report = deploy_under_load(
+        sandbox, base, ctx, "-e", engine, "-e", level, "-e", "game_stack_nginx_api_burst=120"
+    )
+    assert report.reconnects > 0
+    assert "RUNNING HANDLER [game_stack : Reload nginx]" in proc.stdout
+    assert "burst=120 " in sandbox.exec("cat", "/opt/tengen/nginx/default.conf").stdout.decode()
+    moved = ledger(sandbox)["releases"][0]
+    assert moved["slot"] != live["slot"] and moved["images"] == {**live["images"], "engine": engine_image}
+    now = running(sandbox)
+    backends = sorted(n for n in now if "-backend-" in n)
+    assert backends == [f"tengen-backend-{moved['slot']}-1"]
+    shown = (
+        sandbox.exec("docker", "exec", backends[0], "printenv", "TENGEN_LOG_LEVEL").stdout.decode().strip()
+    )
+    assert shown == "warning"
+    unchanged = ("tengen-engine-1", "tengen-nginx-1", "tengen-caddy-1")
+    assert {n: now[n] for n in unchanged} == {n: after[n] for n in unchanged}
+
+    # Everything back to the defaults in one run: engine, environment and nginx together.
+    deploy_under_load(sandbox, base, ctx)
+    back = ledger(sandbox)["releases"][0]
+    assert back["images"] == live["images"] and back["slot"] == live["slot"]
+    assert "tengen-engine-next-1" not in running(sandbox)
+
+
 def test_every_container_has_memory_process_and_tmpfs_limits(sandbox):
     # Last in this module: the load and the releases above ran within these limits.
     ids = sandbox.exec("docker", "ps", "-q", "--filter", "label=com.docker.compose.project=tengen")
