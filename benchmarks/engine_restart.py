@@ -45,6 +45,8 @@ def main() -> None:
         ready = time.monotonic() - started
     finally:
         katago.server.stop()
+    if status != 504:
+        raise SystemExit(f"the hung request answered {status}, not 504: no figures")
     print(f"engine load {args.load:g} s, request timeout {args.timeout:g} s")
     print(f"hung request answered {status} after {answered:.2f} s")
     print(f"gateway ready again after {ready:.2f} s")

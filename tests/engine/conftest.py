@@ -68,6 +68,7 @@ class Katago:
     events_file: Path
     trap_file: Path
     model: Path
+    hold_file: Path
 
     def events(self, kind: str | None = None) -> list[dict]:
         if not self.events_file.exists():
@@ -82,12 +83,19 @@ class Katago:
         """The next `command` makes the fake exit ("die") or stop answering ("hang")."""
         self.trap_file.write_text(f"{action} {command}")
 
+    def hold(self) -> None:
+        """Processes started from now on stay "loading" until release(): no timing involved."""
+        self.hold_file.touch()
+
+    def release(self) -> None:
+        self.hold_file.unlink(missing_ok=True)
+
 
 def launch_katago(tmp: Path, **env: str) -> Katago:
     """A gateway with TENGEN_ENGINE=katago in front of the fake KataGo, its files under `tmp`."""
     model = tmp / "model.bin.gz"
     model.write_bytes(b"not a network: the fake only checks that the file is there")
-    events, trap = tmp / "katago-events.jsonl", tmp / "katago-trap"
+    events, trap, hold = tmp / "katago-events.jsonl", tmp / "katago-trap", tmp / "katago-hold"
     env = {
         "TENGEN_ENGINE": "katago",
         "TENGEN_KATAGO_BIN": str(FAKE_KATAGO),
@@ -95,9 +103,10 @@ def launch_katago(tmp: Path, **env: str) -> Katago:
         "TENGEN_KATAGO_CONFIG": str(KATAGO_CONFIG),
         "FAKE_KATAGO_LOG": str(events),
         "FAKE_KATAGO_TRAP": str(trap),
+        "FAKE_KATAGO_HOLD": str(hold),
         **env,
     }
-    return Katago(start_engine(tmp, **env), events, trap, model)
+    return Katago(start_engine(tmp, **env), events, trap, model, hold)
 
 
 @pytest.fixture(scope="module")
@@ -119,5 +128,7 @@ def start_katago(tmp_path: Path) -> Iterator:
         return katago
 
     yield start
+    # Let a held process finish "loading" so that the gateway's stop is not waiting on it.
+    (tmp_path / "katago-hold").unlink(missing_ok=True)
     for server in started:
         server.stop()

@@ -6,12 +6,14 @@ gateway's KataGo paths: it checks its command line as `katago gtp` does (`gtp -m
 -config FILE [-override-config k=v,...]`, every config key known), keeps a board and refuses
 illegal moves (occupied point, suicide, simple ko) with `? illegal move`, takes rules through
 `kata-set-rules`, answers `genmove` and `kata-raw-nn` in KataGo's output format, and the
-standard GTP commands. Its play and its numbers are deterministic and weak: they come from
-the stones on the board, not from a network.
+standard GTP commands, with the error texts of KataGo's cpp/command/gtp.cc. Its play and its
+numbers are deterministic and weak: they come from the stones on the board, not from a network.
 
 Environment (all optional):
 - FAKE_KATAGO_LOG: a file that gets one JSON line per event: start (with argv), ready, command.
 - FAKE_KATAGO_LOAD_SECONDS: sleep this long before reading commands (KataGo loads its network).
+- FAKE_KATAGO_HOLD: a file; while it exists, the process keeps "loading" (answers nothing), so
+  that a test can order events (a 504 while the replacement loads) without timing them.
 - FAKE_KATAGO_TRAP: a file; when it exists and holds "die CMD" or "hang CMD", the next CMD
   (e.g. genmove) makes the process exit without answering, or stop answering; the file is
   removed when the trap fires, so that the replacement process behaves.
@@ -124,19 +126,21 @@ def parse_config(path: str) -> dict[str, str]:
 def check_argv(argv: list[str]) -> dict[str, str]:
     """The settings `katago gtp` would run with; exits as KataGo does on a bad command line."""
     if not argv or argv[0] != "gtp":
-        fail(f"Unknown subcommand: {argv[:1]}; expected gtp")
+        fail(f"Unknown subcommand: {' '.join(argv[:1])}")
     options: dict[str, str] = {}
     rest = argv[1:]
     while rest:
         flag = rest.pop(0)
-        if flag not in ("-model", "-config", "-override-config") or not rest:
-            fail(f"Unexpected argument or missing value: {flag}")
+        if flag not in ("-model", "-config", "-override-config"):
+            fail(f"Error: Couldn't find match for argument for argument {flag}")
+        if not rest:
+            fail(f"Error: Missing a value for this argument! for argument {flag}")
         if flag in options:
-            fail(f"{flag} given twice")
+            fail(f"Error: Argument already set! for argument {flag}")
         options[flag] = rest.pop(0)
     for flag in ("-model", "-config"):
         if flag not in options:
-            fail(f"Required argument missing: {flag}")
+            fail(f"Error: Required argument missing: {flag[1:]} for argument undefined")
     model = Path(options["-model"])
     if not model.is_file() or model.stat().st_size == 0:
         fail(f"Could not open model file {model}")
@@ -267,7 +271,10 @@ class Engine:
         if name == "list_commands":
             return True, "\n".join(COMMANDS)
         if name == "boardsize":
-            if len(args) != 1 or not args[0].isdigit() or not 2 <= int(args[0]) <= 19:
+            if len(args) != 1 or not args[0].isdigit():
+                got = " ".join(args)
+                return False, f"Expected int argument for boardsize or pair of ints but got '{got}'"
+            if not 2 <= int(args[0]) <= 19:
                 return False, "unacceptable size"
             self.board = Board(int(args[0]))
             return True, ""
@@ -276,39 +283,50 @@ class Engine:
             return True, ""
         if name == "komi":
             try:
-                value = float(args[0])
-            except (IndexError, ValueError):
-                return False, "syntax error"
-            if not math.isfinite(value):
-                return False, "syntax error"
+                (value,) = map(float, args)
+            except ValueError:
+                return False, f"Expected single float argument for komi but got '{' '.join(args)}'"
+            if not (math.isfinite(value) and -150 <= value <= 150):
+                return False, "unacceptable komi"
+            if value * 2 != int(value * 2):
+                return False, "komi must be an integer or half-integer"
             self.komi = value
             return True, ""
         if name == "kata-set-rules":
-            rules = " ".join(args).strip().lower()
-            if rules not in RULES:
-                return False, f"Unknown rules '{' '.join(args)}'"
-            self.rules = rules
+            rules = " ".join(args)
+            if rules.strip().lower() not in RULES:
+                return False, f"Unknown rules '{rules}', could not parse rules: {rules}"
+            self.rules = rules.strip().lower()
+            print(f"Changed rules to {self.rules}", file=sys.stderr, flush=True)
             return True, ""
         if name == "kata-get-rules":
             return True, json.dumps({"rules": self.rules})
         if name == "play":
-            if len(args) != 2 or args[0].upper() not in ("B", "W", "BLACK", "WHITE"):
-                return False, "syntax error"
+            if len(args) != 2:
+                return False, f"Expected two arguments for play but got '{' '.join(args)}'"
+            if args[0].upper() not in ("B", "W", "BLACK", "WHITE"):
+                return False, f"Could not parse color: '{args[0]}'"
             try:
                 point = self.board.vertex(args[1])
             except ValueError:
-                return False, "illegal move"
+                return False, f"Could not parse vertex: '{args[1]}'"
             if not self.board.play(args[0].upper()[0], point, self.suicide_ok):
                 return False, "illegal move"
             return True, ""
         if name == "genmove":
-            if len(args) != 1 or args[0].upper() not in ("B", "W", "BLACK", "WHITE"):
-                return False, "syntax error"
+            if len(args) != 1:
+                return False, f"Expected one argument for genmove but got '{' '.join(args)}'"
+            if args[0].upper() not in ("B", "W", "BLACK", "WHITE"):
+                return False, f"Could not parse color: '{args[0]}'"
             return True, self.genmove(args[0].upper()[0])
         if name == "kata-raw-nn":
-            if len(args) != 1 or args[0] not in [*map(str, range(8)), "all"]:
-                return False, "Expected one argument for kata-raw-nn: an integer 0-7 or 'all'"
-            return True, self.raw_nn(range(8) if args[0] == "all" else [int(args[0])])
+            which = args[0].lower() if len(args) == 1 else ""
+            if which != "all" and which not in map(str, range(8)):
+                return False, (
+                    "Expected one argument 'all' or symmetry index [0-7] for kata-raw-nn "
+                    f"but got '{' '.join(args)}'"
+                )
+            return True, self.raw_nn(range(8) if which == "all" else [int(which)])
         if name == "final_score":
             return True, self.final_score()
         if name == "showboard":
@@ -469,7 +487,18 @@ def main() -> None:
     log("start", argv=sys.argv[1:])
     check_argv(sys.argv[1:])
     time.sleep(float(os.environ.get("FAKE_KATAGO_LOAD_SECONDS", "0")))
+    hold = os.environ.get("FAKE_KATAGO_HOLD")
+    if hold and os.path.exists(hold):
+        log("holding")
+        parent = os.getppid()
+        while os.path.exists(hold):
+            if os.getppid() != parent:
+                sys.exit(1)  # the gateway is gone: do not linger
+            time.sleep(0.02)
     log("ready")
+    # What KataGo writes to stderr once loaded: the gateway must keep that pipe drained.
+    print(f"Loaded model {sys.argv[sys.argv.index('-model') + 1]}", file=sys.stderr)
+    print("GTP ready, beginning main protocol loop", file=sys.stderr, flush=True)
     engine = Engine()
     for raw in sys.stdin:
         words = raw.split("#", 1)[0].split()

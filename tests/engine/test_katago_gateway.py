@@ -169,6 +169,7 @@ def test_analysis_without_ownership_leaves_it_out(katago) -> None:
         ({"size": 9, "moves": MOVES, "color": "B"}, "W here"),
         ({"size": 9, "moves": [], "color": "W"}, "B here"),
         ({"size": 9, "moves": [], "color": "B", "ownership": "yes"}, "ownership"),
+        ({"size": 9, "komi": 6.3, "moves": [], "color": "B"}, "multiple of 0.5"),
     ],
 )
 def test_analysis_refuses_a_question_kata_raw_nn_cannot_answer(katago, body, word) -> None:
@@ -179,16 +180,21 @@ def test_analysis_refuses_a_question_kata_raw_nn_cannot_answer(katago, body, wor
 
 
 def test_a_slow_start_does_not_delay_the_timeout(start_katago) -> None:
-    # The engine takes 4 s to load; a request that times out after 1 s answers 504 at its
-    # deadline, while the replacement process is still loading.
-    katago = start_katago(
-        FAKE_KATAGO_LOAD_SECONDS="4", TENGEN_ENGINE_TIMEOUT="1", TENGEN_KATAGO_MAX_TIME="0.5"
-    )
+    # A request whose engine hangs answers 504 at its deadline while the replacement is still
+    # loading: the fake is held in its load until released, so the order is certain.
+    katago = start_katago(TENGEN_ENGINE_TIMEOUT="1", TENGEN_KATAGO_MAX_TIME="0.5")
+    katago.hold()
     katago.trap("hang", "genmove")
     status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": MOVES, "color": "W"})
     assert status == 504 and "no answer" in data["error"]
-    assert len(katago.events("ready")) == 1, "the 504 waited for the replacement to load"
+    wait_until(lambda: len(katago.events("holding")) == 1)  # the replacement is loading
+    assert len(katago.events("ready")) == 1
     assert request("GET", f"{katago.server.url}/readyz")[0] == 503  # loading: not ready
+    # A request in the meantime waits for a free process only until its own deadline.
+    status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": MOVES, "color": "W"})
+    assert status == 504, data
+    assert len(katago.events("ready")) == 1
+    katago.release()
     wait_until(lambda: len(katago.events("ready")) == 2)
     wait_until(lambda: request("GET", f"{katago.server.url}/readyz")[0] == 200)
     status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": MOVES, "color": "W"})
@@ -205,6 +211,29 @@ def test_an_engine_dying_mid_request_is_replaced_and_the_request_answered(start_
     assert len(katago.events("start")) == 2
     assert old not in children(katago.server.proc.pid)
     assert metric(katago.server, "tengen_engine_restarts_total") == 1
+    # The replacement serves the next requests, moves and analysis alike.
+    status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": MOVES, "color": "W"})
+    assert status == 200 and data["engine"] == "KataGo", data
+    status, data = request("POST", f"{katago.server.url}/analyze", {"size": 9, "moves": MOVES, "color": "W"})
+    assert status == 200 and 0 <= data["black_win_rate"] <= 1, data
+    assert len(katago.events("start")) == 2
+
+
+def test_a_death_while_the_replacement_loads_answers_at_the_deadline(start_katago) -> None:
+    # The request that finds its engine dead restarts it itself, but only within its deadline:
+    # the held replacement cannot answer, so a 504 proves the request did not wait for it.
+    katago = start_katago(TENGEN_ENGINE_TIMEOUT="1", TENGEN_KATAGO_MAX_TIME="0.5")
+    katago.hold()
+    katago.trap("die", "genmove")
+    status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": MOVES, "color": "W"})
+    assert status == 504 and "no answer within 1 s" in data["error"], data
+    assert len(katago.events("ready")) == 1
+    katago.release()
+    wait_until(lambda: request("GET", f"{katago.server.url}/readyz")[0] == 200)
+    status, data = request("POST", f"{katago.server.url}/move", {"size": 9, "moves": MOVES, "color": "W"})
+    assert status == 200 and data["engine"] == "KataGo", data
+    # One process runs: those given up while loading were killed, not left behind.
+    assert len(children(katago.server.proc.pid)) == 1
 
 
 def test_a_hanging_engine_gives_504_and_is_replaced(start_katago) -> None:

@@ -148,8 +148,14 @@ class Position:
         if type(size) is not int or not 2 <= size <= 19:
             raise BadRequest("size must be an integer from 2 to 19")
         komi = body.get("komi", 7.5)
-        if type(komi) not in (int, float) or not math.isfinite(komi) or abs(komi) > 150:
-            raise BadRequest("komi must be a number between -150 and 150")
+        # KataGo refuses any other komi ("komi must be an integer or half-integer").
+        if (
+            type(komi) not in (int, float)
+            or not math.isfinite(komi)
+            or abs(komi) > 150
+            or komi * 2 != int(komi * 2)
+        ):
+            raise BadRequest("komi must be a multiple of 0.5 between -150 and 150")
         rules = body.get("rules", "chinese")
         if rules not in RULES:
             raise BadRequest(f"rules must be one of {list(RULES)}")

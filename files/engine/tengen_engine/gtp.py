@@ -89,8 +89,10 @@ class GtpProcess:
             await self.proc.wait()
         if self.stderr_reader is not None:
             self.stderr_reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.stderr_reader
+            # asyncio.wait, not `await reader` under suppress(CancelledError): that would also
+            # swallow a cancellation of this task (a request's deadline), which would then wait
+            # for the replacement to load.
+            await asyncio.wait([self.stderr_reader])
 
     async def restart(self) -> None:
         await self.stop()
