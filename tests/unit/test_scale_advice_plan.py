@@ -47,6 +47,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             "scale_advice_provider": "droplet",
             "scale_advice_plan": "s-4vcpu-8gb",
         },
+        # The same VM as provision_droplet writes it into its inventory.
+        "provisioned-droplet": {
+            "scale_advice_figures_file": str(tmp / "cpu.yml"),
+            "tengen_vm_provider": "digitalocean",
+            "tengen_vm_plan": "s-4vcpu-8gb",
+        },
         "empty-window": {"scale_advice_figures_file": str(empty)},
         "no-samples": {"scale_advice_figures_file": str(no_samples)},
         "unknown-plan": {"scale_advice_figures_file": str(tmp / "quiet.yml"), "scale_advice_plan": "huge"},
@@ -97,8 +103,9 @@ def test_a_quiet_week_stays(run: dict) -> None:
     assert "Decision: stay: the current VM (medium_3_0)" in host_output(run["out"], "quiet")
 
 
-def test_the_largest_plan_of_the_provider_leads_to_ecs(run: dict) -> None:
-    text = host_output(run["out"], "largest-plan")
+@pytest.mark.parametrize("host", ["largest-plan", "provisioned-droplet"])
+def test_the_largest_plan_of_the_provider_leads_to_ecs(run: dict, host: str) -> None:
+    text = host_output(run["out"], host)
     assert "Decision: ecs" in text and "plan s-4vcpu-8gb is the largest plan listed" in text
     assert "Droplet Basic 8 GB + 1 engine VM Droplet Basic 8 GB (s-4vcpu-8gb)" in text
 
