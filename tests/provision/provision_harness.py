@@ -126,3 +126,12 @@ def run_playbook(playbook: str, extra: dict, env: dict[str, str], check: bool = 
     recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", out)
     assert recap, f"no play recap in output:\n{out}"
     return Run(proc.returncode, out, int(recap[1]), int(recap[2]))
+
+
+def assert_changes(made: list, expected: list, *, before: tuple[tuple, ...] = ()) -> None:
+    """The changing calls a run made: exactly `expected`, in any order but for the pairs in
+    `before` (a call that needs what an earlier one made). Reads are not asserted: a module may add
+    or reorder them harmlessly."""
+    assert sorted(made, key=repr) == sorted(expected, key=repr), made
+    for first, then in before:
+        assert made.index(first) < made.index(then), f"{first} must come before {then}: {made}"

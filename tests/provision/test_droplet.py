@@ -1,7 +1,8 @@
 """playbooks/provision/droplet.yml against the local recording endpoint (not DigitalOcean itself).
 
-What is exercised: argument validation, the exact DigitalOcean API v2 calls and their order, the
-bodies we send, idempotence, check mode, release, and the rendered inventory. What is not:
+What is exercised: argument validation, the DigitalOcean API v2 calls that change something (in order only
+where one needs another), the bodies we send, idempotence, check mode, release, and the rendered
+inventory. What is not:
 DigitalOcean's own behaviour (a real Droplet booting, the debian-13-x64 image, backups being
 taken, the firewall filtering traffic, the asynchronous reserved IP actions taking time).
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from provision_harness import DO_TOKEN, FakeApi, run_playbook
+from provision_harness import DO_TOKEN, FakeApi, assert_changes, run_playbook
 
 PLAYBOOK = "playbooks/provision/droplet.yml"
 NAME = "go-test"
@@ -71,14 +72,18 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     calls = calls_of(fake_api)
     state = fake_api.state()["digitalocean"]
     [made] = state["droplets"].values()
-    assert mutating(calls) == [
-        ("POST", "account/keys"),
-        ("POST", "tags"),
-        ("POST", "firewalls"),
-        ("POST", "droplets"),
-        ("POST", f"droplets/{made['id']}/actions"),
-        ("POST", "reserved_ips"),
-    ]
+    power_on = ("POST", f"droplets/{made['id']}/actions")
+    assert_changes(
+        mutating(calls),
+        [("POST", "account/keys"), ("POST", "tags"), ("POST", "firewalls"), ("POST", "droplets"), power_on]
+        + [("POST", "reserved_ips")],
+        before=(
+            (("POST", "account/keys"), ("POST", "droplets")),  # the Droplet is made with the key
+            (("POST", "tags"), ("POST", "firewalls")),  # the firewall applies to the tag
+            (("POST", "droplets"), power_on),
+            (("POST", "droplets"), ("POST", "reserved_ips")),  # the IP is made on the Droplet
+        ),
+    )
     assert raw[calls.index(("POST", f"droplets/{made['id']}/actions"))]["body"] == {"type": "power_on"}
     assert calls[0] == ("GET", f"account/keys/{fingerprint}")
     bodies = {(c["method"], c["path"]): c["body"] for c in raw}
@@ -164,19 +169,20 @@ def test_create_rerun_check_and_release(fake_api: FakeApi, public_key: Path, tmp
     assert check_release.changed > 0
     assert mutating(calls_of(fake_api)) == []
 
-    # release: reserved IP first (found through its Droplet), then Droplet, firewall, key
+    # release: the reserved IP, the Droplet, the firewall, the tag and the key
     fake_api.reset_calls()
     release = run_playbook(PLAYBOOK, {**vars_, "state": "absent"}, env())
     assert release.rc == 0, release.out
     ip, droplet_id, firewall_id = reserved["ip"], made["id"], next(iter(state["firewalls"]))
-    assert mutating(calls_of(fake_api)) == [
-        ("POST", f"reserved_ips/{ip}/actions"),
-        ("DELETE", f"reserved_ips/{ip}"),
-        ("DELETE", f"droplets/{droplet_id}"),
-        ("DELETE", f"firewalls/{firewall_id}"),
-        ("DELETE", f"tags/tengen-{NAME}"),
-        ("DELETE", f"account/keys/{fingerprint}"),
-    ]
+    unassign, delete_ip = ("POST", f"reserved_ips/{ip}/actions"), ("DELETE", f"reserved_ips/{ip}")
+    delete_droplet = ("DELETE", f"droplets/{droplet_id}")
+    assert_changes(
+        mutating(calls_of(fake_api)),
+        [unassign, delete_ip, delete_droplet, ("DELETE", f"firewalls/{firewall_id}")]
+        + [("DELETE", f"tags/tengen-{NAME}"), ("DELETE", f"account/keys/{fingerprint}")],
+        # The IP is found through its Droplet, so it goes first.
+        before=((unassign, delete_ip), (delete_ip, delete_droplet)),
+    )
     assert fake_api.state()["digitalocean"] == {
         "ssh_keys": {},
         "firewalls": {},
