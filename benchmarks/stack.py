@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """Figures for the whole stack on the sandbox VM (`make demo` first), printed, never asserted.
 
-  python benchmarks/stack.py [--sockets 1000] [--skip-release] [--kinds "engine image,environment"]
+  python benchmarks/stack.py [--sockets 1000] [--skip-release]
 
-1. Releases under the shared player load (tests/player_load.py: human games, AI games and
-   WebSocket watchers), one per kind of change (a new backend image, a new engine image, a new
-   backend environment, nginx's configuration, Caddy's configuration, then all taken back): each
-   one's duration and the load's counts (goal: 0 failed, 0 lost, 0 stale). A release that failed,
-   or whose load saw a failure, prints no figure, and the benchmark ends with an error.
+1. A release under the shared player load (tests/player_load.py: human games, AI games and
+   WebSocket watchers): its counts while playbooks/deploy.yml releases a new backend image (goal:
+   0 failed, 0 lost, 0 stale), and the release's duration. A release that failed, or a load that
+   saw a failure, ends the benchmark with an error and prints no release figure.
 2. A no-op site.yml: its duration (and its changed count, which should be 0).
 3. WebSockets held through Caddy and nginx: N sockets watch one game and every move is
    broadcast to all; p50/p99 of the broadcast, against the same clients reaching the backend
@@ -108,59 +107,37 @@ def ledger() -> dict:
     return json.loads(vm("cat", "/opt/tengen/releases.json").stdout)
 
 
-def derived_image(live: str, tag: str) -> str:
-    """A new image from the live one (a label more): a release with nothing else changed."""
-    image = f"{live.rsplit(':', 1)[0]}:{tag}"
+def bench_release(base: str, ctx) -> None:
+    live = ledger()["releases"][0]["images"]["backend"]
+    tag = f"tengen/backend:bench-{int(time.time())}"
     build = subprocess.run(
-        ["docker", "build", "-q", "-t", image, "-"],
+        ["docker", "build", "-q", "-t", tag, "-"],
         input=f"FROM {live}\nLABEL org.tengen.bench={tag}\n",
         capture_output=True,
         text=True,
         check=False,
     )
     if build.returncode:
-        sys.exit(f"building {image} failed: {build.stderr}")
-    return image
-
-
-# The kinds of change, in order; each run keeps the changes before it, so that it changes only
-# its own kind. The last run takes every change back at once.
-KINDS = ["backend image", "engine image", "environment", "nginx configuration", "caddy configuration"]
-
-
-def bench_release(base: str, ctx, kinds: list[str]) -> bool:
-    """Each kind of change released under the player load: its time and the load's counts.
-    A kind whose release failed, or whose load saw a failure, prints no figure."""
-    images = ledger()["releases"][0]["images"]
-    tag = f"bench-{int(time.time())}"
-    changes = {
-        "backend image": f"game_stack_backend_image={derived_image(images['backend'], tag)}",
-        "engine image": f"game_stack_engine_image={derived_image(images['engine'], tag)}",
-        "environment": "game_stack_backend_log_level=warning",
-        "nginx configuration": "game_stack_nginx_api_burst=120",
-        "caddy configuration": "game_stack_hsts_max_age=31536001",
-    }
-    runs = [(kind, [a for k in KINDS[: KINDS.index(kind) + 1] if k in kinds for a in ("-e", changes[k])])
-            for kind in kinds]  # fmt: skip
-    runs.append(("every change taken back", []))
-    clean = True
-    for kind, extra in runs:
-        started = time.monotonic()
-        with PlayerLoad(base, ctx) as load:
-            proc = run([str(BIN / "ansible-playbook"), *INVENTORY, "playbooks/deploy.yml", *extra])
-            took = time.monotonic() - started
-        report = load.report
-        if proc.returncode:
-            clean = False
-            print(f"release of the {kind}: deploy.yml FAILED, no figure (load: {report.summary()})")
-            print(proc.stdout[-2000:])
-        elif not report.clean:
-            clean = False
-            print(f"release of the {kind}: the load saw failures, no figure: {report.summary()}")
-            print(f"  {report.details()}")
-        else:
-            print(f"release of the {kind}: {took:.1f} s; {report.summary()}")
-    return clean
+        sys.exit(f"building {tag} failed: {build.stderr}")
+    started = time.monotonic()
+    with PlayerLoad(base, ctx) as load:
+        proc = run(
+            [
+                str(BIN / "ansible-playbook"),
+                *INVENTORY,
+                "playbooks/deploy.yml",
+                "-e",
+                f"game_stack_backend_image={tag}",
+            ]
+        )
+        took = time.monotonic() - started
+    report = load.report
+    if proc.returncode:
+        sys.exit(f"release: deploy.yml failed, no figure (load: {report.summary()})\n{proc.stdout[-2000:]}")
+    if not report.clean:
+        sys.exit(f"release: the load saw failures, no figure: {report.summary()}\n  {report.details()}")
+    print(f"release under player load: {report.summary()}")
+    print(f"release time: {took:.1f} s (deploy.yml ok, image shipped and health-gated)")
 
 
 def bench_noop_site() -> None:
@@ -212,9 +189,6 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--moves", type=int, default=20)
     parser.add_argument("--skip-release", action="store_true")
-    parser.add_argument(
-        "--kinds", default=",".join(KINDS), help=f"kinds of change released (default: {','.join(KINDS)})"
-    )
     parser.add_argument("--inventory", help="another sandbox's inventory (default: ansible.cfg's)")
     parser.add_argument("--vm", help="that sandbox's container (default: $TENGEN_SANDBOX or tengen-sandbox)")
     args = parser.parse_args()
@@ -225,14 +199,9 @@ def main() -> None:
         VM = args.vm
     ctx = https_context(args.ca)
     bench_noop_site()  # first: after a release to another image, site.yml would release back
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = sorted(set(kinds) - set(KINDS))
-    if unknown:
-        sys.exit(f"--kinds: unknown {unknown}; known: {KINDS}")
-    released = args.skip_release or bench_release(args.url, ctx, kinds)
+    if not args.skip_release:
+        bench_release(args.url, ctx)
     bench_websockets(args.sockets, args.moves)
-    if not released:
-        sys.exit("a release failed or its load saw failures: see above")
 
 
 if __name__ == "__main__":

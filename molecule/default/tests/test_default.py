@@ -104,7 +104,7 @@ def test_data_and_secrets_on_the_host(host):
     data = host.file("/var/lib/tengen")
     assert data.is_directory and data.uid == 10001
     assert host.file("/var/lib/tengen/tengen.db").exists
-    env = host.file("/opt/tengen/backend-blue.env")
+    env = host.file("/opt/tengen/backend.env")
     assert env.mode == 0o600 and env.uid == 0
     ledger = json.loads(host.file("/opt/tengen/releases.json").content_string)
     assert len(ledger["releases"]) == 1
