@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 
@@ -143,3 +144,29 @@ def test_sandbox_playbook_refuses_an_unknown_state() -> None:
     assert run.returncode != 0
     assert "state must be present or absent" in run.stdout, run.stdout[-3000:]
     assert re.search(r"^localhost\s+:\s+ok=\d+\s+changed=0\s", run.stdout, re.M), run.stdout[-3000:]
+
+
+def test_a_role_step_without_a_condition_is_imported() -> None:
+    # Static steps show in --list-tasks and take tags and --start-at-task; include_tasks is kept
+    # for what only a run can decide (when, loop, vars, a templated file name).
+    dynamic = []
+    for path in sorted((REPO / "roles").glob("*/tasks/*.yml")):
+        stack = list(yaml.safe_load(path.read_text()) or [])
+        while stack:
+            task = stack.pop()
+            stack.extend(task.get("block", []) + task.get("rescue", []) + task.get("always", []))
+            target = task.get("ansible.builtin.include_tasks")
+            if target and set(task) == {"name", "ansible.builtin.include_tasks"} and "{{" not in target:
+                dynamic.append(f"{path.relative_to(REPO)}: {target}")
+    assert dynamic == []
+
+
+def test_site_lists_the_tasks_of_its_roles() -> None:
+    run = ansible_playbook("--list-tasks", "-i", "localhost,", "site.yml")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for task in (
+        "validate | Check the deploy user's name and keys",
+        "resolve | Name our images after their build contexts",
+        "validate | Check the retention counts and the restore's bounds",
+    ):
+        assert task in run.stdout, f"{task!r} is not in site.yml --list-tasks"
