@@ -55,7 +55,7 @@ def parse_networks(text: str) -> list[Network]:
 class Limits:
     ai_moves_per_player: int = 4  # pending AI moves of one player; 0 = no limit
     engine_slots: int = 4  # engine requests in flight from this replica
-    websockets_per_player: int = 20  # 0 = no limit
+    websockets_per_player: int = 200  # 0 = no limit
     ws_max_message: int = 4096  # bytes; a client sends "ping" and nothing larger
     retry_after: int = 5  # seconds, said with a 429
     trusted_proxies: list[Network] = field(default_factory=lambda: parse_networks(DEFAULT_TRUSTED))
