@@ -15,8 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import psycopg
 import pytest
-from tengen_app.fairness import FairQueue, Limits, client_address, parse_networks, player_key
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from tengen_app.fairness import Fairness, FairQueue, Limits, client_address, parse_networks, player_key
 from tengen_app.lifetime import DAY
 
 from tests.service_servers import Server, create, next_game, play, request, start_backend, start_engine
@@ -119,6 +122,60 @@ def test_a_cancelled_waiter_gives_its_turn_away() -> None:
         return served
 
     assert asyncio.run(scenario()) == ["B"]
+
+
+def test_what_a_request_holds_is_given_back_when_it_ends() -> None:
+    """A WebSocket counts while its handler runs; an AI move claimed by a request that failed
+    is given back, one handed to its task counts until the task is done."""
+    fairness = Fairness(Limits(ai_moves_per_player=1, websockets_per_player=1))
+
+    async def scenario() -> None:
+        held = asyncio.Event()
+        opened = asyncio.Event()
+
+        async def watch(request: web.Request) -> web.Response:
+            fairness.open_socket()
+            opened.set()
+            await held.wait()
+            return web.Response()
+
+        async def refused_write(request: web.Request) -> web.Response:
+            fairness.claim_ai()
+            raise web.HTTPServiceUnavailable()
+
+        keys = []
+
+        async def new_ai_game(request: web.Request) -> web.Response:
+            fairness.claim_ai()
+            keys.append(fairness.ai_started("g1"))
+            return web.Response()
+
+        def call(handler):
+            return fairness.guard(make_mocked_request("GET", "/"), handler)
+
+        first = asyncio.create_task(call(watch))
+        await opened.wait()
+        with pytest.raises(web.HTTPTooManyRequests):
+            await call(watch)
+        held.set()
+        await first
+        assert fairness.sockets == {}
+        opened.clear()
+        second = asyncio.create_task(call(watch))
+        await opened.wait()  # the freed place is taken again
+        await second
+
+        with pytest.raises(web.HTTPServiceUnavailable):
+            await call(refused_write)
+        assert fairness.ai_pending == {}
+        await call(new_ai_game)
+        assert fairness.ai_pending == {keys[0]: 1}
+        with pytest.raises(web.HTTPTooManyRequests):
+            await call(new_ai_game)
+        fairness.ai_done(keys[0])
+        assert fairness.ai_pending == {}
+
+    asyncio.run(scenario())
 
 
 # -- the engine: a flood from one address is refused, another player still plays
@@ -250,8 +307,19 @@ def test_readiness_does_not_touch_the_games_table(limited: Server) -> None:
 
 
 # -- how long games are kept
-def test_the_sweep_deletes_exactly_the_expired_games(tmp_path: Path, engine: Server) -> None:
-    backend = start_backend(tmp_path, engine.url)
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_env(request: pytest.FixtureRequest) -> dict:
+    """The backend's database: SQLite, or a new database of the session's PostgreSQL."""
+    if request.param == "postgres":
+        return {"DATABASE_URL": request.getfixturevalue("postgres").new_database()}
+    return {}
+
+
+def test_the_sweep_deletes_exactly_the_expired_games(
+    tmp_path: Path, engine: Server, database_env: dict
+) -> None:
+    env = database_env
+    backend = start_backend(tmp_path, engine.url, **env)
     try:
         games = {}
         for name in ("finished-old", "finished-recent", "abandoned", "active-recent", "finished-now"):
@@ -265,16 +333,20 @@ def test_the_sweep_deletes_exactly_the_expired_games(tmp_path: Path, engine: Ser
         backend.stop()
     now = time.time()
     ages = {"finished-old": 11, "finished-recent": 9, "abandoned": 31, "active-recent": 29}
-    db = sqlite3.connect(tmp_path / "tengen.db", isolation_level=None)
-    try:
-        for name, days in ages.items():
-            db.execute("UPDATE games SET updated_at = ? WHERE id = ?", (now - days * DAY, games[name]))
-    finally:
-        db.close()
+    rows = [(now - days * DAY, games[name]) for name, days in ages.items()]
+    if env:
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as db:
+            db.cursor().executemany("UPDATE games SET updated_at = %s WHERE id = %s", rows)
+    else:
+        db = sqlite3.connect(tmp_path / "tengen.db", isolation_level=None)
+        try:
+            db.executemany("UPDATE games SET updated_at = ? WHERE id = ?", rows)
+        finally:
+            db.close()
 
     # Every replica sweeps as it starts (then every TENGEN_GAME_SWEEP_SECONDS).
     backend = start_backend(
-        tmp_path, engine.url, TENGEN_FINISHED_GAME_DAYS="10", TENGEN_ABANDONED_GAME_DAYS="30"
+        tmp_path, engine.url, TENGEN_FINISHED_GAME_DAYS="10", TENGEN_ABANDONED_GAME_DAYS="30", **env
     )
     try:
         found = {name: request("GET", f"{backend.url}/api/games/{gid}")[0] for name, gid in games.items()}
