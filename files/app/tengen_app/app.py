@@ -360,9 +360,9 @@ class Service:
         task.add_done_callback(lambda _: self.ai_tasks.pop(rec.id, None))
         task.add_done_callback(lambda _: self.fairness.ai_done(player))
 
-    async def ai_move(self, game_id: str, player: str = "") -> None:
+    async def ai_move(self, game_id: str, player: str) -> None:
         try:
-            await self._ai_move(game_id, player or f"game:{game_id}")
+            await self._ai_move(game_id, player)
         except Exception:  # a background task: nobody else would see the error
             log.exception("AI move failed", extra={"fields": {"game": game_id}})
 
