@@ -218,6 +218,9 @@ async def flood(backend: Server, engine: Server) -> None:
     )
     assert status == 429 and refused["reason"] == "fair use"
     assert (await asyncio.to_thread(request, "GET", f"{games}/{mine['game']['id']}"))[1]["moves"] == []
+    metrics = (await asyncio.to_thread(request, "GET", f"{backend.url}/metrics"))[1]
+    assert 'tengen_fair_use_refused_total{limit="ai_moves"} 3.0' in metrics
+    assert "tengen_engine_queue_waiting " in metrics
 
     # Another player is not refused, and the engine answers them as soon as it can.
     status, theirs, _ = await post_from("127.0.0.2", games, {"size": 9, "color": "white"})
@@ -270,6 +273,7 @@ def test_websockets_over_the_limit_of_an_address_are_refused(limited: Server) ->
     status, body = request("GET", f"{limited.url}/metrics")
     assert status == 200
     assert 'tengen_http_requests_total{method="GET",route="/ws/games/{id}",status="429"} 1.0' in body
+    assert 'tengen_fair_use_refused_total{limit="websockets"} 1.0' in body
 
 
 def test_an_oversized_websocket_message_closes_that_socket(limited: Server) -> None:

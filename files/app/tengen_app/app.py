@@ -183,7 +183,7 @@ class Service:
         self.engine_status: dict[str, str | None] = {"status": "unknown", "reason": None}
         self.engine_probe: asyncio.Task | None = None
         self.maintenance = Maintenance(self, settings.maintenance_path())
-        self.fairness = Fairness(settings.limits)
+        self.fairness = Fairness(settings.limits, self.metrics.registry)
         self.sweeper = Sweeper(
             self.store,
             settings.lifetime,

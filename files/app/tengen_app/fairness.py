@@ -25,6 +25,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 # The proxies in front of the backend (nginx, Caddy, the load balancer) run on private networks.
 DEFAULT_TRUSTED = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
@@ -190,11 +191,20 @@ _scope: ContextVar[_Scope | None] = ContextVar("tengen_fair_use", default=None)
 class Fairness:
     """The counters of one replica (each replica limits what it serves)."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, registry: CollectorRegistry | None = None) -> None:
         self.limits = limits
         self.queue = FairQueue(limits.engine_slots)
         self.ai_pending: dict[str, int] = {}  # player (or game) -> AI moves waiting
         self.sockets: dict[str, int] = {}
+        registry = registry or CollectorRegistry()
+        self.refused = Counter(
+            "tengen_fair_use_refused", "Requests refused with 429 for fair use", ["limit"], registry=registry
+        )
+        Gauge(
+            "tengen_engine_queue_waiting",
+            "AI moves waiting for an engine slot of this replica",
+            registry=registry,
+        ).set_function(self.queue.queued)
 
     def player(self, request: web.Request) -> str:
         forwarded = request.headers.get("X-Forwarded-For")
@@ -232,6 +242,7 @@ class Fairness:
             return
         limit = self.limits.ai_moves_per_player
         if limit and self.ai_pending.get(scope.player, 0) >= limit:
+            self.refused.labels("ai_moves").inc()
             raise too_many(
                 f"you have {limit} moves waiting for the AI already: wait for its answers",
                 self.limits.retry_after,
@@ -262,6 +273,7 @@ class Fairness:
             return
         limit = self.limits.websockets_per_player
         if limit and self.sockets.get(scope.player, 0) >= limit:
+            self.refused.labels("websockets").inc()
             raise too_many(
                 f"{limit} WebSockets are open from your address already: close one first",
                 self.limits.retry_after,
