@@ -125,4 +125,14 @@ def test_the_backend_gets_the_limits_in_its_environment() -> None:
     assert env["TENGEN_WEBSOCKETS_PER_PLAYER"] == "200"
     assert env["TENGEN_WS_MAX_MESSAGE"] == "4096"
     assert env["TENGEN_ENGINE_SLOTS"] == "4"
+    with_vms = template(
+        "{{ __game_stack_backend_environment.TENGEN_ENGINE_SLOTS }}",
+        "-e",
+        f"@{ROLE / 'defaults' / 'main.yml'}",
+        "-e",
+        f"@{ROLE / 'vars' / 'main.yml'}",
+        "-e",
+        json.dumps({"game_stack_engine_remote_urls": ["http://10.0.0.5:8001", "http://10.0.0.6:8001"]}),
+    )
+    assert with_vms == "12"  # four for the game VM's own engine and for each engine VM
     assert env["TENGEN_TRUSTED_PROXIES"].split(",")[:2] == ["127.0.0.0/8", "::1/128"]
