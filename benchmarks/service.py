@@ -186,7 +186,11 @@ def main() -> None:
                 backend.stop()
             home = Path(tempfile.mkdtemp(prefix=f"sync-{synchronous}-", dir=tmp))
             backend = start_backend(
-                home, engine.url, TENGEN_LOG_LEVEL="warning", TENGEN_SQLITE_SYNCHRONOUS=synchronous
+                home,
+                engine.url,
+                TENGEN_LOG_LEVEL="warning",
+                TENGEN_SQLITE_SYNCHRONOUS=synchronous,
+                TENGEN_WEBSOCKETS_PER_PLAYER="0",  # every socket of the broadcast comes from here
             )
             for players in (1, 10, 50):
                 count, lat = asyncio.run(round_trips(backend.url, players, seconds))

@@ -148,9 +148,26 @@ def bench_noop_site() -> None:
     print(f"no-op site.yml: {took:.1f} s (changed={changed}, rc={proc.returncode})")
 
 
+def websockets_per_player(slot: str) -> int:
+    """The WebSockets one player may open on the stack (0: no limit), from the live backend's
+    environment file."""
+    for line in vm("cat", f"/opt/tengen/backend-{slot}.env").stdout.splitlines():
+        if line.startswith("TENGEN_WEBSOCKETS_PER_PLAYER="):
+            return int(line.split("=", 1)[1].strip("'\""))
+    return 0
+
+
 def bench_websockets(sockets: int, moves: int) -> None:
     data = ledger()["releases"][0]
     image, slot = data["images"]["backend"], data["slot"]
+    # Every socket comes from one container, that is one player: a limit below them refuses the rest.
+    limit = websockets_per_player(slot)
+    if 0 < limit < sockets:
+        print(
+            f"websockets: {sockets} sockets from one address exceed the stack's {limit} per player, "
+            "no figure: deploy with -e game_stack_websockets_per_player=0 first"
+        )
+        return
     results = {}
     paths = {
         "caddy+nginx": ("wss://caddy", "https://caddy"),

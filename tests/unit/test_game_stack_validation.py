@@ -22,6 +22,7 @@ CASES = {
         "game_stack_backend_memory_limit",
     ),
     "nginx-pids-unlimited": ({"game_stack_nginx_pids_limit": 0}, "game_stack_nginx_pids_limit"),
+    "engine-slots-none": ({"game_stack_engine_slots": 0}, "game_stack_engine_slots"),
     "caddy-tmpfs-empty": ({"game_stack_caddy_tmpfs_size": "0"}, "game_stack_caddy_tmpfs_size"),
     "env-bad-name": ({"game_stack_backend_env": {"BAD-NAME": "x"}}, "game_stack_backend_env"),
     "engine-vms-required-none-given": ({"game_stack_engine_on_vms": True}, "game_stack_engine_on_vms"),

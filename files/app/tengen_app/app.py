@@ -10,7 +10,7 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import (
@@ -23,6 +23,8 @@ from prometheus_client import (
 )
 
 from .engine import EngineClient, EngineError, parse_urls
+from .fairness import Fairness, Limits
+from .lifetime import Lifetime, Sweeper
 from .maintenance import Maintenance, MaintenanceOn, maintenance_message
 from .pubsub import LocalPubSub, make_pubsub
 from .rules import BLACK, RESIGN, SIZES, WHITE, BadVertex, Game, IllegalMove
@@ -52,6 +54,8 @@ class Settings:
     engine_probe_interval: float = 2.0
     maintenance_file: str = ""  # "" = maintenance.json beside the SQLite database (the data volume)
     sqlite_synchronous: str = "FULL"  # FULL or NORMAL: see the README's Durability
+    limits: Limits = field(default_factory=Limits)  # fair use: see fairness.py
+    lifetime: Lifetime = field(default_factory=Lifetime)  # how long games are kept
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +74,8 @@ class Settings:
             engine_probe_interval=float(env.get("TENGEN_ENGINE_PROBE_INTERVAL", "2")),
             maintenance_file=env.get("TENGEN_MAINTENANCE_FILE", ""),
             sqlite_synchronous=env.get("TENGEN_SQLITE_SYNCHRONOUS", "FULL"),
+            limits=Limits.from_env(env),
+            lifetime=Lifetime.from_env(env),
         )
 
     def maintenance_path(self) -> str:
@@ -177,6 +183,12 @@ class Service:
         self.engine_status: dict[str, str | None] = {"status": "unknown", "reason": None}
         self.engine_probe: asyncio.Task | None = None
         self.maintenance = Maintenance(self, settings.maintenance_path())
+        self.fairness = Fairness(settings.limits, self.metrics.registry)
+        self.sweeper = Sweeper(
+            self.store,
+            settings.lifetime,
+            lambda: self.storage_error is None and self.maintenance.flag.read() is None,
+        )
 
     # -- life cycle
     async def on_startup(self, app: web.Application) -> None:
@@ -188,6 +200,7 @@ class Service:
         # Once before serving (at most the probe's 3 s timeout), so that the state is known.
         await self.probe_engine_once()
         self.engine_probe = asyncio.create_task(self.probe_engine())
+        await self.sweeper.start()
 
     async def probe_engine_once(self) -> None:
         try:
@@ -237,6 +250,7 @@ class Service:
     async def on_cleanup(self, app: web.Application) -> None:
         if self.engine_probe is not None:
             self.engine_probe.cancel()
+        await self.sweeper.stop()
         await self.maintenance.stop()
         await self.engine.stop()
         await self.pubsub.stop()
@@ -262,6 +276,8 @@ class Service:
                 except IllegalMove as exc:
                     raise bad_request(web.HTTPConflict, str(exc)) from None
                 rec.moves, rec.result = game.moves, game.result
+                if by == "player" and rec.opponent == "ai" and not game.finished:
+                    self.fairness.claim_ai()  # 429 while the player has enough AI moves waiting
                 self.maintenance.refuse_writes()  # under the game's lock: see Maintenance
                 try:
                     await self.write(self.store.update(rec))
@@ -338,17 +354,19 @@ class Service:
             return
         if self.maintenance.defer_ai(rec.id):
             return
-        task = asyncio.create_task(self.ai_move(rec.id))
+        player = self.fairness.ai_started(rec.id)
+        task = asyncio.create_task(self.ai_move(rec.id, player))
         self.ai_tasks[rec.id] = task
         task.add_done_callback(lambda _: self.ai_tasks.pop(rec.id, None))
+        task.add_done_callback(lambda _: self.fairness.ai_done(player))
 
-    async def ai_move(self, game_id: str) -> None:
+    async def ai_move(self, game_id: str, player: str) -> None:
         try:
-            await self._ai_move(game_id)
+            await self._ai_move(game_id, player)
         except Exception:  # a background task: nobody else would see the error
             log.exception("AI move failed", extra={"fields": {"game": game_id}})
 
-    async def _ai_move(self, game_id: str) -> None:
+    async def _ai_move(self, game_id: str, player: str) -> None:
         """Play the engine's move; while the engine does not answer, wait and ask again with a
         growing pause (up to ENGINE_RETRY_MAX_DELAY) for engine_retry_seconds, telling the
         game's watchers why the move is late."""
@@ -362,7 +380,8 @@ class Service:
                 return
             started = time.monotonic()
             try:
-                move = await self.engine.move(rec.size, rec.komi, game.moves, rec.ai_color)
+                async with self.fairness.queue.slot(player):  # the players take turns
+                    move = await self.engine.move(rec.size, rec.komi, game.moves, rec.ai_color)
             except EngineError as exc:
                 error = exc
                 self.metrics.engine_errors.inc()
@@ -441,6 +460,8 @@ class Service:
             created_at=now,
             updated_at=now,
         )
+        if ai_color == BLACK:
+            self.fairness.claim_ai()  # the AI moves first: 429 while the player has enough waiting
         async with self.lock_of(rec.id):
             self.maintenance.refuse_writes()
             await self.write(self.store.create(rec))
@@ -483,7 +504,9 @@ class Service:
         rec, game = await self.load(request.match_info["id"])
         if self.stopping:
             raise bad_request(web.HTTPServiceUnavailable, "shutting down")
-        ws = web.WebSocketResponse(heartbeat=30)
+        self.fairness.open_socket()  # 429 past the WebSockets allowed per player
+        # A larger message closes the socket with 1009 (message too big).
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self.settings.limits.ws_max_message)
         await ws.prepare(request)
 
         async def send(message: str) -> None:
@@ -555,7 +578,7 @@ class Service:
         try:
             if request.method not in ("GET", "HEAD", "OPTIONS") and request.path.startswith("/api/"):
                 self.maintenance.refuse_writes()  # early, before the body is read
-            resp = await handler(request)
+            resp = await self.fairness.guard(request, handler)
             status = resp.status
         except web.HTTPException as exc:
             status = exc.status

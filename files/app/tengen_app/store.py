@@ -91,6 +91,7 @@ class Store:
     async def create(self, game: GameRecord) -> None: ...
     async def get(self, game_id: str) -> GameRecord | None: ...
     async def update(self, game: GameRecord) -> None: ...
+    async def delete_expired(self, finished_before: float | None, abandoned_before: float | None) -> int: ...
 
     async def probe_write(self) -> None:
         """Commit a write that changes nothing: StorageFull when there is no room for one."""
@@ -160,7 +161,8 @@ class SqliteStore(Store):
 
     async def ping(self) -> None:
         assert self.conn is not None
-        await self._run(lambda: self.conn.execute("SELECT count(*) FROM games").fetchone())
+        # schema_version has a row per migration: constant time, however many games there are.
+        await self._run(lambda: self.conn.execute(PING_SQL).fetchone())
 
     async def create(self, game: GameRecord) -> None:
         assert self.conn is not None
@@ -190,6 +192,14 @@ class SqliteStore(Store):
             self._write(f"PRAGMA user_version={int(version)}")
 
         await self._run(probe)
+
+    async def delete_expired(self, finished_before: float | None, abandoned_before: float | None) -> int:
+        assert self.conn is not None
+        deleted = 0
+        for sql, cutoff in zip(EXPIRE_SQL, (finished_before, abandoned_before), strict=True):
+            if cutoff is not None:
+                deleted += (await self._run(self._write, sql, (cutoff,))).rowcount
+        return deleted
 
 
 class PostgresStore(Store):
@@ -251,7 +261,7 @@ class PostgresStore(Store):
         return len(MIGRATIONS) - current
 
     async def ping(self) -> None:
-        await self._execute("SELECT count(*) FROM games")
+        await self._execute(PING_SQL)
 
     async def create(self, game: GameRecord) -> None:
         await self._execute(f"INSERT INTO games ({COLUMNS}) VALUES ({', '.join('?' * 12)})", _row(game))
@@ -268,6 +278,20 @@ class PostgresStore(Store):
             raise Conflict(game.id)
         game.version += 1
 
+    async def delete_expired(self, finished_before: float | None, abandoned_before: float | None) -> int:
+        deleted = 0
+        for sql, cutoff in zip(EXPIRE_SQL, (finished_before, abandoned_before), strict=True):
+            if cutoff is not None:
+                deleted += (await self._execute(sql, (cutoff,))).rowcount
+        return deleted
+
+
+PING_SQL = "SELECT max(version) FROM schema_version"
+# Finished games and unfinished (abandoned) ones, by the time of their last move.
+EXPIRE_SQL = (
+    "DELETE FROM games WHERE result IS NOT NULL AND updated_at < ?",
+    "DELETE FROM games WHERE result IS NULL AND updated_at < ?",
+)
 
 UPDATE_SQL = (
     "UPDATE games SET moves = ?, result = ?, version = version + 1, updated_at = ?"

@@ -184,3 +184,30 @@ def test_each_bad_resource_limit_is_named(kind, variable, value):
     problems = game_stack_problems(config(limits=limits))
     assert len(problems) == 1
     assert problems[0].startswith(variable + ":")
+
+
+def test_sound_fair_use_limits_pass():
+    fair_use = {
+        "game_stack_ai_moves_per_player": 0,
+        "game_stack_engine_slots": 1,
+        "game_stack_ws_max_message": 64,
+        "game_stack_trusted_proxies": ["10.0.0.0/8", "fc00::/7", "127.0.0.1"],
+    }
+    assert game_stack_problems(config(fair_use=fair_use)) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("game_stack_ai_moves_per_player", -1),
+        ("game_stack_websockets_per_player", "many"),
+        ("game_stack_engine_slots", 0),
+        ("game_stack_ws_max_message", 10),
+        ("game_stack_finished_game_days", True),
+        ("game_stack_trusted_proxies", ["10.0.0.0/8", "the office"]),
+        ("game_stack_trusted_proxies", "10.0.0.0/8"),
+    ],
+)
+def test_each_bad_fair_use_limit_is_named(variable, value):
+    problems = game_stack_problems(config(fair_use={variable: value}))
+    assert len(problems) == 1 and problems[0].startswith(f"{variable}: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -20,7 +21,10 @@ description:
     C(engine_vm_hosts)) and no engine URL points at the game VM itself (C(host_addresses));
     C(engine_on_vms) with no engine URL (an empty engines group) is refused; every memory limit
     is a size of 6m or more, every tmpfs size a size above zero, every process limit 1 or more
-    (key C(limits), dicts C(memory), C(tmpfs), C(pids) of variable name to value).
+    (key C(limits), dicts C(memory), C(tmpfs), C(pids) of variable name to value); the fair-use
+    counts are whole numbers of 0 or more (the engine slots 1 or more, the largest WebSocket
+    message 64 bytes or more) and every trusted proxy a network (key C(fair_use), variable name
+    to value).
 options:
   _input:
     description: The configuration, a dict with the keys shown in the example.
@@ -158,6 +162,31 @@ def game_stack_problems(config: dict[str, Any]) -> list[str]:
     )
     problems += engine_vm_problems(profile, config)
     problems += limit_problems(config.get("limits") or {})
+    problems += fair_use_problems(config.get("fair_use") or {})
+    return problems
+
+
+# The least each fair-use count may be (the backend refuses to start below it).
+FAIR_USE_MINIMUM = {"game_stack_engine_slots": 1, "game_stack_ws_max_message": 64}
+
+
+def fair_use_problems(fair_use: dict[str, Any]) -> list[str]:
+    """The backend's fair-use limits and the proxies it believes, keyed by variable name."""
+    problems = []
+    for var, value in sorted(fair_use.items()):
+        if var == "game_stack_trusted_proxies":
+            if not isinstance(value, list):
+                problems.append(f"{var}: {value!r} is not a list of networks")
+                continue
+            for net in value:
+                try:
+                    ipaddress.ip_network(str(net), strict=False)
+                except ValueError:
+                    problems.append(f"{var}: {net!r} is not a network (e.g. 172.16.0.0/12, fc00::/7)")
+            continue
+        minimum = FAIR_USE_MINIMUM.get(var, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            problems.append(f"{var}: {value!r} is not a whole number of {minimum} or more")
     return problems
 
 
