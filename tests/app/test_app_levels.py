@@ -137,6 +137,77 @@ def test_the_analysis_bar_shows_the_engines_view_of_each_position(katago_backend
 
     human, human_tokens = create(katago_backend, size=9, opponent="human")
     status, data = request(
-        "POST", f"{katago_backend.url}/api/games/{human['id']}/analysis", {"token": human_tokens["B"], "on": True}
+        "POST",
+        f"{katago_backend.url}/api/games/{human['id']}/analysis",
+        {"token": human_tokens["B"], "on": True},
     )
     assert status == 409 and "AI" in data["error"]
+
+
+# A game as a backend of schema 2 (before levels) wrote it.
+OLD_GAME = (
+    "INSERT INTO games (id, size, komi, opponent, ai_color, black_token, white_token, moves, result,"
+    " version, created_at, updated_at) VALUES ('old', 9, 7.5, 'ai', 'W', 'b', NULL, '[]', NULL, 0, 1.0, 1.0)"
+)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_store_migrates_older_games_and_keeps_level_analysis_and_dead_stones(
+    request_fixture, tmp_path, kind: str
+) -> None:
+    """A database at schema 2 (before levels) gains the columns with their defaults; the new
+    fields go through a write and a read on both backends."""
+    from tengen_app import store as S
+
+    if kind == "sqlite":
+        make = lambda: S.SqliteStore(str(tmp_path / "tengen.db"))  # noqa: E731
+    else:
+        url = request_fixture("postgres").new_database()
+        make = lambda: S.PostgresStore(url)  # noqa: E731
+
+    async def scenario() -> None:
+        old = make()
+        await old.open()
+        saved = S.MIGRATIONS[:]
+        try:
+            S.MIGRATIONS[:] = saved[:2]
+            assert await old.migrate() == 2
+            if kind == "postgres":
+                await old._execute(OLD_GAME)
+            else:
+                old.conn.execute(OLD_GAME)
+        finally:
+            S.MIGRATIONS[:] = saved
+        await old.close()
+
+        store = make()
+        await store.open()
+        try:
+            assert await store.migrate() == len(S.MIGRATIONS) - 2
+            legacy = await store.get("old")
+            assert (legacy.level, legacy.analysis, legacy.evaluation, legacy.dead) == (
+                None,
+                False,
+                None,
+                None,
+            )
+            rec = S.GameRecord("new", 9, 7.5, "ai", "W", "b", None, [], None, 0, 2.0, 2.0, "hard", True)
+            await store.create(rec)
+            evaluation = {"black_win_rate": 0.61, "black_score_lead": 2.5}
+            assert await store.evaluate("new", 0, evaluation)
+            assert not await store.evaluate("new", 1, evaluation)  # not the game's version: refused
+            got = await store.get("new")
+            assert (got.level, got.analysis, got.evaluation, got.version) == ("hard", True, evaluation, 0)
+            got.moves, got.result, got.dead, got.evaluation = (
+                [["B", "pass"], ["W", "pass"]],
+                "W+7.5",
+                ["E5"],
+                None,
+            )
+            await store.update(got)
+            again = await store.get("new")
+            assert (again.dead, again.evaluation, again.version) == (["E5"], None, 1)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
