@@ -9,33 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
 
-from tests.engine.conftest import launch_katago
-from tests.service_servers import Server, create, play, request, start_backend
+from tests.service_servers import Server, create, play, request
 
 # tests/engine/test_scoring.py's end position: Black walls column E, White column F, then a
 # white stone dies in Black's area (B5) and a black one in White's (H5). With both dead
 # (Chinese counting, komi 7.5): Black 45, White 43.5; with every stone alive: W+7.5.
 WALLS = [m for row in range(1, 10) for m in (["B", f"E{row}"], ["W", f"F{row}"])]
 DEAD_STONES = [*WALLS, ["B", "H5"], ["W", "B5"]]
-
-
-@pytest.fixture(scope="module")
-def katago(tmp_path_factory: pytest.TempPathFactory):
-    started = launch_katago(tmp_path_factory.mktemp("katago"))
-    yield started
-    started.server.stop()
-
-
-@pytest.fixture(scope="module")
-def katago_backend(tmp_path_factory: pytest.TempPathFactory, katago) -> Iterator[Server]:
-    server = start_backend(tmp_path_factory.mktemp("katago-backend"), katago.server.url)
-    yield server
-    server.stop()
 
 
 def get(backend: Server, game_id: str) -> dict:
