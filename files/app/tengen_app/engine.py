@@ -33,7 +33,7 @@ LEVELS: dict[str, dict[str, int]] = {
     "beginner": {"visits": 10, "gnugo_level": 1},
     "easy": {"visits": 40, "gnugo_level": 3},
     "medium": {"visits": 100, "gnugo_level": 5},
-    "hard": {"visits": 400, "gnugo_level": 10},
+    "hard": {"visits": 400, "gnugo_level": 8},
 }
 DEFAULT_LEVEL = "medium"
 
