@@ -120,6 +120,7 @@ function renderAnalysis(game) {
 function renderFinal(game) {
   const box = $("final");
   box.hidden = !game.score;
+  $("accept").hidden = true;
   if (!game.score) return;
   if (game.dead === null || game.dead === undefined) {
     box.textContent = "Counting: the engine is judging the dead stones…";
@@ -127,8 +128,13 @@ function renderFinal(game) {
     return;
   }
   const dead = game.dead.length ? `dead stones ${game.dead.join(", ")}` : "no dead stones";
-  box.textContent = `Final score: Black ${game.score.black}, White ${game.score.white} (komi ${game.komi} included) · ${dead} · ${game.result}`;
+  const accepted = game.accepted || [];
+  const by = accepted.length ? ` · accepted by ${accepted.map((c) => COLOR_NAMES[c]).join(" and ")}` : "";
+  box.textContent = `Final score: Black ${game.score.black}, White ${game.score.white} (komi ${game.komi} included) · ${dead}${by} · ${game.result}`;
   box.dataset.state = "final";
+  const mine = current.colors ? Object.keys(current.tokens) : [current.color];
+  $("accept").hidden = mine.every((c) => accepted.includes(c));
+  $("accept").disabled = Boolean(maintenance);
 }
 
 // Every path that renders goes through here. The HTTP answer to a move can arrive after the
@@ -233,6 +239,17 @@ $("new-game").addEventListener("submit", async (event) => {
 });
 
 $("pass").addEventListener("click", () => act(`/games/${current.id}/pass`, {}));
+$("accept").addEventListener("click", async () => {
+  // With both seats on this page, each accepts in turn.
+  const accepted = current.game.accepted || [];
+  const seat = Object.keys(current.tokens).find((c) => !accepted.includes(c));
+  say("");
+  try {
+    show(await api(`/games/${current.id}/accept`, { token: current.tokens[seat] }));
+  } catch (error) {
+    say(error.message);
+  }
+});
 $("analysis-toggle").addEventListener("click", () => act(`/games/${current.id}/analysis`, { on: !current.game.analysis }));
 // The level and the analysis bar only mean something against the computer.
 const opponentSelect = $("new-game").querySelector("select[name=opponent]");

@@ -81,6 +81,23 @@ def test_two_passes_end_the_game_with_the_engines_dead_stones_counted(request_fi
     status, sgf = request("GET", f"{backend.url}/api/games/{game['id']}/sgf")
     assert status == 200 and "RE[B+1.5]" in sgf
 
+    # Each player accepts the result once; a stranger cannot.
+    url = f"{backend.url}/api/games/{game['id']}/accept"
+    assert judged["accepted"] == []
+    assert request("POST", url, {"token": "not-a-player"})[0] == 403
+    status, data = request("POST", url, {"token": tokens["W"]})
+    assert status == 200 and data["accepted"] == ["W"] and data["version"] == judged["version"] + 1
+    status, again = request("POST", url, {"token": tokens["W"]})
+    assert status == 200 and again["version"] == data["version"]
+    status, data = request("POST", url, {"token": tokens["B"]})
+    assert status == 200 and data["accepted"] == ["B", "W"]
+    assert get(backend, game["id"])["accepted"] == ["B", "W"]
+    active, active_tokens = create(backend, size=9, opponent="human")
+    status, data = request(
+        "POST", f"{backend.url}/api/games/{active['id']}/accept", {"token": active_tokens["B"]}
+    )
+    assert status == 409 and "two passes" in data["error"]
+
 
 @pytest.fixture
 def request_fixture(request: pytest.FixtureRequest):
@@ -169,9 +186,10 @@ def test_the_store_migrates_older_games_and_keeps_level_analysis_and_dead_stones
         try:
             assert await store.migrate() == len(S.MIGRATIONS) - 2
             legacy = await store.get("old")
-            assert (legacy.level, legacy.analysis, legacy.evaluation, legacy.dead) == (
+            assert (legacy.level, legacy.analysis, legacy.evaluation, legacy.dead, legacy.accepted) == (
                 None,
                 False,
+                None,
                 None,
                 None,
             )
@@ -189,8 +207,10 @@ def test_the_store_migrates_older_games_and_keeps_level_analysis_and_dead_stones
                 None,
             )
             await store.update(got)
+            got.accepted = ["B"]
+            await store.update(got)
             again = await store.get("new")
-            assert (again.dead, again.evaluation, again.version) == (["E5"], None, 1)
+            assert (again.dead, again.evaluation, again.accepted, again.version) == (["E5"], None, ["B"], 2)
         finally:
             await store.close()
 

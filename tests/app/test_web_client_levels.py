@@ -199,5 +199,10 @@ def test_a_game_passed_to_its_end_shows_the_dead_stones_and_the_score(
             assert f"Black {score['black']:g}, White {score['white']:g}" in final
             assert f"dead stones {', '.join(dead)}" in final and final.endswith(game["result"])
             assert page.text_content("#turn").startswith(f"Game over: {game['result']}")
+
+            page.click("#accept")  # the player accepts the result: stored, and said on the page
+            page.wait_for_selector("#accept", state="hidden")
+            assert "accepted by Black" in page.text_content("#final")
+            assert request("GET", f"{backend.url}/api/games/{game_id}")[1]["accepted"] == ["B"]
         finally:
             browser.close()

@@ -146,6 +146,8 @@ def view(rec: GameRecord, game: Game) -> dict:
         # The stones the engine judged dead, counted for the other side; None while not judged
         # yet (the score then counts every stone as alive).
         data["dead"] = rec.dead
+        # The players who accepted the judged result; against the AI the player's word is enough.
+        data["accepted"] = rec.accepted or []
     return data
 
 
@@ -587,6 +589,37 @@ class Service:
         self.maybe_score(rec, game)
         return web.json_response(self.view(rec, game))
 
+    async def accept(self, request: web.Request) -> web.Response:
+        """A player accepts the dead stones the engine judged and the score they give."""
+        body = await read_json(request)
+        game_id = request.match_info["id"]
+        async with self.lock_of(game_id):
+            for _ in range(5):
+                rec, game = await self.load(game_id)
+                color = self.color_of(rec, body.get("token"))
+                if not game.ended_by_passes:
+                    raise bad_request(
+                        web.HTTPConflict, "only a game ended by two passes has a result to accept"
+                    )
+                if rec.dead is None:
+                    raise bad_request(
+                        web.HTTPConflict, "the dead stones are not judged yet; try again shortly"
+                    )
+                if color in (rec.accepted or []):
+                    return web.json_response(self.view(rec, game))
+                rec.accepted = sorted([*(rec.accepted or []), color])
+                self.maintenance.refuse_writes()
+                try:
+                    await self.write(self.store.update(rec))
+                except Conflict:
+                    continue
+                break
+            else:
+                raise bad_request(web.HTTPConflict, "the game keeps changing; try again")
+        data = self.view(rec, game)
+        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
+        return web.json_response(data)
+
     async def set_analysis(self, request: web.Request) -> web.Response:
         """Switch the game's analysis bar on or off (a player of the game only)."""
         body = await read_json(request)
@@ -783,6 +816,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/games/{id}/pass", service.pass_turn)
     app.router.add_post("/api/games/{id}/resign", service.resign)
     app.router.add_post("/api/games/{id}/analysis", service.set_analysis)
+    app.router.add_post("/api/games/{id}/accept", service.accept)
     app.router.add_get("/api/games/{id}/sgf", service.sgf)
     app.router.add_get("/ws/games/{id}", service.websocket)
     app.router.add_get("/healthz", service.healthz)

@@ -39,11 +39,13 @@ MIGRATIONS: list[str] = [
     "ALTER TABLE games ADD COLUMN evaluation TEXT",
     # The dead stones of a game ended by two passes (a JSON list of vertices), NULL until judged.
     "ALTER TABLE games ADD COLUMN dead TEXT",
+    # The colours whose player accepted the judged result (a JSON list), NULL while none did.
+    "ALTER TABLE games ADD COLUMN accepted TEXT",
 ]
 
 COLUMNS = (
     "id, size, komi, opponent, ai_color, black_token, white_token, moves, result, version,"
-    " created_at, updated_at, level, analysis, evaluation, dead"
+    " created_at, updated_at, level, analysis, evaluation, dead, accepted"
 )
 PLACEHOLDERS = ", ".join("?" * len(COLUMNS.split(",")))
 
@@ -66,6 +68,7 @@ class GameRecord:
     analysis: bool = False
     evaluation: dict | None = None  # {"version": n, "black_win_rate": ..., "black_score_lead": ...}
     dead: list[str] | None = None
+    accepted: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> GameRecord:
@@ -74,6 +77,7 @@ class GameRecord:
         values[13] = bool(values[13])
         values[14] = json.loads(values[14]) if values[14] is not None else None
         values[15] = json.loads(values[15]) if values[15] is not None else None
+        values[16] = json.loads(values[16]) if values[16] is not None else None
         return cls(*values)
 
 
@@ -298,7 +302,7 @@ class PostgresStore(Store):
 
 
 UPDATE_SQL = (
-    "UPDATE games SET moves = ?, result = ?, analysis = ?, evaluation = ?, dead = ?,"
+    "UPDATE games SET moves = ?, result = ?, analysis = ?, evaluation = ?, dead = ?, accepted = ?,"
     " version = version + 1, updated_at = ? WHERE id = ? AND version = ?"
 )
 EVALUATE_SQL = "UPDATE games SET evaluation = ? WHERE id = ? AND version = ?"
@@ -322,6 +326,7 @@ def _row(game: GameRecord) -> tuple:
         1 if game.analysis else 0,
         _json_or_null(game.evaluation),
         _json_or_null(game.dead),
+        _json_or_null(game.accepted),
     )
 
 
@@ -337,6 +342,7 @@ def _update_args(game: GameRecord) -> tuple:
         1 if game.analysis else 0,
         _json_or_null(game.evaluation),
         _json_or_null(game.dead),
+        _json_or_null(game.accepted),
         game.updated_at,
         game.id,
         game.version,
