@@ -83,7 +83,9 @@ def generate(path: Path, size_mb: int, seed: int = 7) -> int:
     pool = move_lists(rng, 2000)
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous=OFF")
-    sql = f"INSERT INTO games ({STORE.COLUMNS}) VALUES ({', '.join('?' * 12)})"
+    # The first twelve columns: the later ones (level, analysis, ...) keep their defaults.
+    columns = ", ".join(name.strip() for name in STORE.COLUMNS.split(",")[:12])
+    sql = f"INSERT INTO games ({columns}) VALUES ({', '.join('?' * 12)})"
     target = size_mb * 1024 * 1024
     now = time.time()
     n = 0

@@ -20,7 +20,7 @@ if str(APP_DIR) not in sys.path:
 from tengen_app import store as STORE  # noqa: E402
 
 LETTERS = "ABCDEFGHJKLMNOPQRST"
-INSERT_SQL = f"INSERT INTO games ({STORE.COLUMNS}) VALUES ({', '.join('?' * 12)})"
+INSERT_SQL = f"INSERT INTO games ({STORE.COLUMNS}) VALUES ({STORE.PLACEHOLDERS})"
 
 
 def migrate(path: Path) -> Path:
@@ -195,7 +195,7 @@ db, stop = sys.argv[1], sys.argv[2]
 conn = sqlite3.connect(db, timeout=30, isolation_level=None)
 conn.execute("PRAGMA busy_timeout=30000")
 ids = [row[0] for row in conn.execute("SELECT id FROM games WHERE id NOT LIKE 'w%' ORDER BY id")]
-insert = f"INSERT INTO games ({S.COLUMNS}) VALUES ({', '.join('?' * 12)})"
+insert = f"INSERT INTO games ({S.COLUMNS}) VALUES ({S.PLACEHOLDERS})"
 n = 0
 while not os.path.exists(stop):
     conn.execute("BEGIN IMMEDIATE")

@@ -53,8 +53,15 @@ function render(game) {
     el("line", { x1: i, y1: 0, x2: i, y2: size - 1 }, svg);
   }
   for (const [x, y] of stars(size)) el("circle", { class: "star", cx: x, cy: y, r: 0.09 }, svg);
+  const dead = new Set(game.dead || []);
   game.board.forEach((row, y) => [...row].forEach((c, x) => {
-    if (c !== ".") el("circle", { class: c, cx: x, cy: y, r: 0.47 }, svg);
+    if (c === ".") return;
+    const isDead = dead.has(vertex(x, y, size));
+    el("circle", { class: isDead ? `${c} dead` : c, cx: x, cy: y, r: 0.47 }, svg);
+    if (isDead) {
+      // A cross over the stone: it is counted for the other side.
+      el("path", { class: "dead-mark", d: `M${x - 0.22} ${y - 0.22}L${x + 0.22} ${y + 0.22}M${x + 0.22} ${y - 0.22}L${x - 0.22} ${y + 0.22}` }, svg);
+    }
   }));
   const last = game.moves.length ? game.moves[game.moves.length - 1][1] : null;
   if (last && last !== "pass" && last !== "resign") {
@@ -77,12 +84,67 @@ function render(game) {
   $("captures").textContent = `captures B ${game.captures.B} · W ${game.captures.W}`;
   $("pass").disabled = $("resign").disabled = !myTurn || Boolean(maintenance);
   $("sgf").href = `/api/games/${game.id}/sgf`;
+  $("level").textContent = game.level ? `AI level: ${game.level}` : "";
+  renderAnalysis(game);
+  renderFinal(game);
+}
+
+const COLOR_NAMES = { B: "Black", W: "White" };
+
+// The engine's view of the position: Black's share of the bar is Black's chance to win.
+function renderAnalysis(game) {
+  const box = $("analysis");
+  const toggle = $("analysis-toggle");
+  toggle.hidden = game.opponent !== "ai" || game.status !== "active";
+  toggle.textContent = game.analysis ? "Analysis off" : "Analysis on";
+  toggle.disabled = Boolean(maintenance);
+  if (!game.analysis || game.status !== "active") {
+    box.hidden = true;
+    current.evaluation = null;
+    return;
+  }
+  if (game.evaluation) current.evaluation = game.evaluation;
+  const shown = current.evaluation;
+  box.hidden = !shown;
+  box.classList.toggle("stale", !game.evaluation); // the last move's evaluation is on its way
+  if (!shown) return;
+  const black = Math.round(shown.black_win_rate * 100);
+  const lead = shown.black_score_lead;
+  $("analysis-black").style.width = `${black}%`;
+  $("analysis-bar").setAttribute("aria-valuenow", String(black));
+  const leader = lead >= 0 ? "B" : "W";
+  $("analysis-text").textContent = `Black ${black}% · White ${100 - black}% · ${COLOR_NAMES[leader]} leads by ${Math.abs(lead).toFixed(1)}`;
+}
+
+// The end of a game by two passes: the dead stones as the engine judged them, and the count.
+function renderFinal(game) {
+  const box = $("final");
+  box.hidden = !game.score;
+  $("accept").hidden = true;
+  if (!game.score) return;
+  if (game.dead === null || game.dead === undefined) {
+    box.textContent = "Counting: the engine is judging the dead stones…";
+    box.dataset.state = "pending";
+    return;
+  }
+  const dead = game.dead.length ? `dead stones ${game.dead.join(", ")}` : "no dead stones";
+  const accepted = game.accepted || [];
+  const by = accepted.length ? ` · accepted by ${accepted.map((c) => COLOR_NAMES[c]).join(" and ")}` : "";
+  box.textContent = `Final score: Black ${game.score.black}, White ${game.score.white} (komi ${game.komi} included) · ${dead}${by} · ${game.result}`;
+  box.dataset.state = "final";
+  const mine = current.colors ? Object.keys(current.tokens) : [current.color];
+  $("accept").hidden = mine.every((c) => accepted.includes(c));
+  $("accept").disabled = Boolean(maintenance);
 }
 
 // Every path that renders goes through here. The HTTP answer to a move can arrive after the
 // WebSocket has delivered a newer state (the AI's reply): an older version is never shown.
 function show(game) {
-  if (current.game && current.game.id === game.id && game.version < current.game.version) return;
+  const known = current.game && current.game.id === game.id ? current.game : null;
+  if (known && game.version < known.version) return;
+  // The engine's evaluation comes after the move, at the same version: a late HTTP answer
+  // without it does not take it away.
+  if (known && game.version === known.version && !game.evaluation) game.evaluation = known.evaluation;
   render(current.game = game);
 }
 
@@ -158,6 +220,9 @@ $("new-game").addEventListener("submit", async (event) => {
       komi: parseFloat(form.get("komi")),
       opponent: form.get("opponent"),
       color: form.get("color"),
+      ...(form.get("opponent") === "ai"
+        ? { level: form.get("level"), analysis: form.get("analysis") === "on" }
+        : {}),
     });
     const mine = form.get("color") === "black" ? "B" : "W";
     const tokens = { [mine]: data.tokens[mine] };
@@ -174,6 +239,25 @@ $("new-game").addEventListener("submit", async (event) => {
 });
 
 $("pass").addEventListener("click", () => act(`/games/${current.id}/pass`, {}));
+$("accept").addEventListener("click", async () => {
+  // With both seats on this page, each accepts in turn.
+  const accepted = current.game.accepted || [];
+  const seat = Object.keys(current.tokens).find((c) => !accepted.includes(c));
+  say("");
+  try {
+    show(await api(`/games/${current.id}/accept`, { token: current.tokens[seat] }));
+  } catch (error) {
+    say(error.message);
+  }
+});
+$("analysis-toggle").addEventListener("click", () => act(`/games/${current.id}/analysis`, { on: !current.game.analysis }));
+// The level and the analysis bar only mean something against the computer.
+const opponentSelect = $("new-game").querySelector("select[name=opponent]");
+function showAiOptions() {
+  for (const node of document.querySelectorAll(".ai-only")) node.hidden = opponentSelect.value !== "ai";
+}
+opponentSelect.addEventListener("change", showAiOptions);
+showAiOptions();
 $("resign").addEventListener("click", () => {
   if (confirm("Resign this game?")) act(`/games/${current.id}/resign`, {});
 });

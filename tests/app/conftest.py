@@ -28,6 +28,24 @@ def backend(tmp_path_factory: pytest.TempPathFactory, engine: Server) -> Iterato
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def katago(tmp_path_factory: pytest.TempPathFactory):
+    """The engine gateway in front of the fake KataGo (tests/engine/fake_katago.py): analysis included."""
+    from tests.engine.conftest import launch_katago
+
+    started = launch_katago(tmp_path_factory.mktemp("katago"))
+    yield started
+    started.server.stop()
+
+
+@pytest.fixture(scope="module")
+def katago_backend(tmp_path_factory: pytest.TempPathFactory, katago) -> Iterator[Server]:
+    """One backend (SQLite) whose engine is the fake KataGo's gateway."""
+    server = start_backend(tmp_path_factory.mktemp("katago-backend"), katago.server.url)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Redis]:
     server = Redis().start()

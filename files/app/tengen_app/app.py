@@ -22,7 +22,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .engine import EngineClient, EngineError, parse_urls
+from .engine import DEFAULT_LEVEL, LEVELS, EngineClient, EngineError, PositionRefused, parse_urls
 from .fairness import Fairness, Limits
 from .lifetime import Lifetime, Sweeper
 from .maintenance import Maintenance, MaintenanceOn, maintenance_message
@@ -142,9 +142,18 @@ def view(rec: GameRecord, game: Game) -> dict:
         "board": game.rows(),
         "captures": game.captures,
         "version": rec.version,
+        "level": rec.level,
+        "analysis": rec.analysis,
+        # The engine's view of this very position (None until it answers, or with analysis off).
+        "evaluation": rec.evaluation if rec.analysis and not game.finished else None,
     }
-    if game.finished and game.moves[-1][1] != RESIGN:
+    if game.ended_by_passes:
         data["score"] = game.score()
+        # The stones the engine judged dead, counted for the other side; None while not judged
+        # yet (the score then counts every stone as alive).
+        data["dead"] = rec.dead
+        # The players who accepted the judged result; against the AI the player's word is enough.
+        data["accepted"] = rec.accepted or []
     return data
 
 
@@ -175,6 +184,10 @@ class Service:
         )
         self.sockets: set[web.WebSocketResponse] = set()
         self.ai_tasks: dict[str, asyncio.Task] = {}
+        # Evaluations (the analysis bar) and end-of-game judgements asked of the engine, per game.
+        self.analysis_tasks: dict[str, asyncio.Task] = {}
+        self.analysis_again: set[str] = set()  # games that moved on while their evaluation ran
+        self.score_tasks: dict[str, asyncio.Task] = {}
         # Writes to one game are serialised within a replica; striped locks keep the set bounded.
         self.locks = [asyncio.Lock() for _ in range(64)]
         self.stopping = False
@@ -241,7 +254,7 @@ class Service:
             ),
             return_exceptions=True,
         )
-        tasks = list(self.ai_tasks.values())
+        tasks = [*self.ai_tasks.values(), *self.analysis_tasks.values(), *self.score_tasks.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=10)
             for task in pending:
@@ -261,7 +274,10 @@ class Service:
         rec = await self.store.get(game_id)
         if rec is None:
             raise bad_request(web.HTTPNotFound, f"no game {game_id!r}")
-        return rec, Game(rec.size, rec.komi, rec.moves)
+        game = Game(rec.size, rec.komi, rec.moves)
+        if rec.dead:
+            game.judge(rec.dead)
+        return rec, game
 
     async def apply(self, game_id: str, token: str | None, vertex: str, by: str = "player") -> dict:
         """Play, pass or resign for the colour the token stands for (or the AI), and tell the watchers."""
@@ -278,6 +294,7 @@ class Service:
                 rec.moves, rec.result = game.moves, game.result
                 if by == "player" and rec.opponent == "ai" and not game.finished:
                     self.fairness.claim_ai()  # 429 while the player has enough AI moves waiting
+                rec.evaluation = None  # it was the previous position's
                 self.maintenance.refuse_writes()  # under the game's lock: see Maintenance
                 try:
                     await self.write(self.store.update(rec))
@@ -290,6 +307,8 @@ class Service:
         data = self.view(rec, game)
         await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
         self.maybe_ai(rec, game)
+        self.maybe_analyze(rec, game)
+        self.maybe_score(rec, game)
         return data
 
     async def write(self, operation: Awaitable[None]) -> None:
@@ -381,7 +400,7 @@ class Service:
             started = time.monotonic()
             try:
                 async with self.fairness.queue.slot(player):  # the players take turns
-                    move = await self.engine.move(rec.size, rec.komi, game.moves, rec.ai_color)
+                    move = await self.engine.move(rec.size, rec.komi, game.moves, rec.ai_color, rec.level)
             except EngineError as exc:
                 error = exc
                 self.metrics.engine_errors.inc()
@@ -418,6 +437,104 @@ class Service:
             message = f"the engine is not answering ({error.reason}); reload to try again"
             await self.pubsub.publish(game_id, json.dumps({"type": "error", "error": message}))
 
+    def background(self, tasks: dict[str, asyncio.Task], game_id: str, job: Awaitable[None]) -> None:
+        task = asyncio.create_task(job)
+        tasks[game_id] = task
+        task.add_done_callback(lambda _: tasks.pop(game_id, None))
+
+    def maybe_analyze(self, rec: GameRecord, game: Game) -> None:
+        """Ask the engine for its evaluation of the position when the game wants one and lacks it;
+        a game that moves on meanwhile is evaluated again once the running request is done."""
+        if self.stopping or not rec.analysis or game.finished or rec.evaluation is not None:
+            return
+        if rec.id in self.analysis_tasks:
+            self.analysis_again.add(rec.id)
+            return
+        self.background(self.analysis_tasks, rec.id, self.analyze(rec.id))
+
+    async def analyze(self, game_id: str) -> None:
+        """The analysis bar: never fails a player's request; a failure is logged and the bar waits
+        for the next move."""
+        try:
+            while True:
+                self.analysis_again.discard(game_id)
+                await self._analyze(game_id)
+                if game_id not in self.analysis_again or self.stopping:
+                    return
+        except Exception:  # a background task: nobody else would see the error
+            log.exception("analysis failed", extra={"fields": {"game": game_id}})
+        finally:
+            self.analysis_again.discard(game_id)
+
+    async def _analyze(self, game_id: str) -> None:
+        rec, game = await self.load(game_id)
+        if not rec.analysis or game.finished or rec.evaluation is not None:
+            return
+        try:
+            evaluation = await self.engine.analyze(rec.size, rec.komi, game.moves, game.to_play)
+        except PositionRefused as exc:
+            # GNU Go has no analysis (501): expected, so not a warning.
+            log.info("no analysis", extra={"fields": {"game": game_id, "why": str(exc)}})
+            return
+        except EngineError as exc:
+            log.warning("analysis failed", extra={"fields": {"game": game_id, "error": str(exc)}})
+            return
+        if self.maintenance.flag.read() is not None:
+            return  # no write during maintenance; the next move asks again
+        try:
+            stored = await self.store.evaluate(game_id, rec.version, evaluation)
+        except (StorageFull, ReadOnly) as exc:
+            log.warning("analysis not stored", extra={"fields": {"game": game_id, "error": repr(exc)}})
+            return
+        if not stored:
+            return  # the game moved on while the engine thought: the new position is asked for
+        rec.evaluation = evaluation
+        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": self.view(rec, game)}))
+
+    def maybe_score(self, rec: GameRecord, game: Game) -> None:
+        """Ask the engine for the dead stones of a game just ended by two passes."""
+        if self.stopping or not game.ended_by_passes or rec.dead is not None or rec.id in self.score_tasks:
+            return
+        if self.maintenance.flag.read() is not None:
+            return  # asked again on the next GET or WebSocket connection
+        self.background(self.score_tasks, rec.id, self.score(rec.id))
+
+    async def score(self, game_id: str) -> None:
+        try:
+            await self._score(game_id)
+        except MaintenanceOn:
+            log.info("dead stones not stored: maintenance", extra={"fields": {"game": game_id}})
+        except Exception:  # a background task: the next GET or WebSocket connection asks again
+            log.exception("judging the dead stones failed", extra={"fields": {"game": game_id}})
+
+    async def _score(self, game_id: str) -> None:
+        rec, game = await self.load(game_id)
+        if not game.ended_by_passes or rec.dead is not None:
+            return
+        dead = await self.engine.dead_stones(rec.size, rec.komi, game.moves)
+        async with self.lock_of(game_id):
+            for _ in range(5):
+                rec, game = await self.load(game_id)
+                if rec.dead is not None:
+                    return
+                try:
+                    game.judge(dead)
+                except IllegalMove as exc:
+                    raise EngineError(f"engine answer garbled: {exc}") from None
+                rec.dead, rec.result = game.dead, game.result
+                self.maintenance.refuse_writes()
+                try:
+                    await self.write(self.store.update(rec))
+                except Conflict:
+                    continue
+                break
+            else:
+                return
+        log.info(
+            "dead stones judged", extra={"fields": {"game": game_id, "dead": len(dead), "result": rec.result}}
+        )
+        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": self.view(rec, game)}))
+
     # -- HTTP handlers
     async def create_game(self, request: web.Request) -> web.Response:
         body = await read_json(request)
@@ -438,6 +555,16 @@ class Service:
         color = body.get("color", "black")
         if color not in COLORS:
             raise bad_request(web.HTTPBadRequest, "color must be 'black' or 'white'")
+        level = body.get("level", DEFAULT_LEVEL if opponent == "ai" else None)
+        if opponent == "ai" and (not isinstance(level, str) or level not in LEVELS):
+            raise bad_request(web.HTTPBadRequest, f"level must be one of {list(LEVELS)}")
+        if opponent == "human" and level is not None:
+            raise bad_request(web.HTTPBadRequest, "level: only a game against the AI has a level")
+        analysis = body.get("analysis", opponent == "ai")
+        if type(analysis) is not bool:
+            raise bad_request(web.HTTPBadRequest, "analysis must be true or false")
+        if opponent == "human" and analysis:
+            raise bad_request(web.HTTPBadRequest, "analysis: only a game against the AI has the analysis bar")
         human = COLORS[color]
         tokens = {BLACK: secrets.token_urlsafe(18), WHITE: secrets.token_urlsafe(18)}
         if opponent == "ai":
@@ -459,6 +586,8 @@ class Service:
             version=0,
             created_at=now,
             updated_at=now,
+            level=level,
+            analysis=analysis,
         )
         if ai_color == BLACK:
             self.fairness.claim_ai()  # the AI moves first: 429 while the player has enough waiting
@@ -467,13 +596,79 @@ class Service:
             await self.write(self.store.create(rec))
         game = Game(size, rec.komi)
         self.maybe_ai(rec, game)
-        log.info("game created", extra={"fields": {"game": rec.id, "size": size, "opponent": opponent}})
+        self.maybe_analyze(rec, game)
+        log.info(
+            "game created",
+            extra={"fields": {"game": rec.id, "size": size, "opponent": opponent, "level": level}},
+        )
         return web.json_response({"game": self.view(rec, game), "tokens": tokens}, status=201)
 
     async def get_game(self, request: web.Request) -> web.Response:
         rec, game = await self.load(request.match_info["id"])
         self.maybe_ai(rec, game)  # picks up a game whose AI reply was lost (engine down, replica restarted)
+        self.maybe_analyze(rec, game)
+        self.maybe_score(rec, game)
         return web.json_response(self.view(rec, game))
+
+    async def accept(self, request: web.Request) -> web.Response:
+        """A player accepts the dead stones the engine judged and the score they give."""
+        body = await read_json(request)
+        game_id = request.match_info["id"]
+        async with self.lock_of(game_id):
+            for _ in range(5):
+                rec, game = await self.load(game_id)
+                color = self.color_of(rec, body.get("token"))
+                if not game.ended_by_passes:
+                    raise bad_request(
+                        web.HTTPConflict, "only a game ended by two passes has a result to accept"
+                    )
+                if rec.dead is None:
+                    raise bad_request(
+                        web.HTTPConflict, "the dead stones are not judged yet; try again shortly"
+                    )
+                if color in (rec.accepted or []):
+                    return web.json_response(self.view(rec, game))
+                rec.accepted = sorted([*(rec.accepted or []), color])
+                self.maintenance.refuse_writes()
+                try:
+                    await self.write(self.store.update(rec))
+                except Conflict:
+                    continue
+                break
+            else:
+                raise bad_request(web.HTTPConflict, "the game keeps changing; try again")
+        data = self.view(rec, game)
+        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
+        return web.json_response(data)
+
+    async def set_analysis(self, request: web.Request) -> web.Response:
+        """Switch the game's analysis bar on or off (a player of the game only)."""
+        body = await read_json(request)
+        on = body.get("on")
+        if type(on) is not bool:
+            raise bad_request(web.HTTPBadRequest, "on must be true or false")
+        game_id = request.match_info["id"]
+        async with self.lock_of(game_id):
+            for _ in range(5):
+                rec, game = await self.load(game_id)
+                self.color_of(rec, body.get("token"))
+                if rec.opponent != "ai":
+                    raise bad_request(web.HTTPConflict, "only a game against the AI has the analysis bar")
+                if rec.analysis == on:
+                    return web.json_response(self.view(rec, game))
+                rec.analysis, rec.evaluation = on, None
+                self.maintenance.refuse_writes()
+                try:
+                    await self.write(self.store.update(rec))
+                except Conflict:
+                    continue
+                break
+            else:
+                raise bad_request(web.HTTPConflict, "the game keeps changing; try again")
+        data = self.view(rec, game)
+        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
+        self.maybe_analyze(rec, game)
+        return web.json_response(data)
 
     async def play(self, request: web.Request) -> web.Response:
         body = await read_json(request)
@@ -521,6 +716,8 @@ class Service:
             if (notice := self.maintenance.flag.read()) is not None:
                 await ws.send_str(maintenance_message(notice))
             self.maybe_ai(rec, game)
+            self.maybe_analyze(rec, game)
+            self.maybe_score(rec, game)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and msg.data == "ping":
                     await ws.send_str(json.dumps({"type": "pong"}))
@@ -641,6 +838,8 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/games/{id}/moves", service.play)
     app.router.add_post("/api/games/{id}/pass", service.pass_turn)
     app.router.add_post("/api/games/{id}/resign", service.resign)
+    app.router.add_post("/api/games/{id}/analysis", service.set_analysis)
+    app.router.add_post("/api/games/{id}/accept", service.accept)
     app.router.add_get("/api/games/{id}/sgf", service.sgf)
     app.router.add_get("/ws/games/{id}", service.websocket)
     app.router.add_get("/healthz", service.healthz)

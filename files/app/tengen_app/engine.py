@@ -26,6 +26,25 @@ PROBE_FAILURES = 2  # failed probes in a row that take an engine in use out
 PROBE_TIMEOUT = 3.0
 
 
+# The AI's strengths a player picks from: KataGo's visits per move (its search is also cut at
+# the gateway's TENGEN_KATAGO_MAX_TIME) and GNU Go's --level (1-10). "medium" is the gateway's
+# own default (TENGEN_KATAGO_MAX_VISITS=100, TENGEN_GNUGO_LEVEL=5).
+LEVELS: dict[str, dict[str, int]] = {
+    "beginner": {"visits": 10, "gnugo_level": 1},
+    "easy": {"visits": 40, "gnugo_level": 3},
+    "medium": {"visits": 100, "gnugo_level": 5},
+    "hard": {"visits": 400, "gnugo_level": 8},
+}
+DEFAULT_LEVEL = "medium"
+
+
+def strength(level: str | None) -> dict:
+    """The fields of a move request that ask for the level's strength (none: the gateway's own)."""
+    if level is None:
+        return {}
+    return {"level": level, **LEVELS[level]}
+
+
 class EngineError(Exception):
     @property
     def reason(self) -> str:
@@ -44,6 +63,7 @@ class Engine:
     inflight: int = 0
     failures: int = 0
     probe_failures: int = 0  # failed probes in a row
+    kind: str | None = None  # "gnugo" or "katago", as its /readyz said; None until it answered
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # set while taken out
 
 
@@ -149,12 +169,15 @@ class EngineClient:
             async with self.session.get(f"{engine.url}/readyz", timeout=timeout) as resp:
                 if resp.status != 200:
                     return False
+                data = await resp.json(content_type=None)
+                if isinstance(data, dict) and isinstance(data.get("engine"), str):
+                    engine.kind = data["engine"]
             if self.headers:
                 # /readyz is open to health checks; /metrics is not: it shows the token is accepted.
                 async with self.session.get(f"{engine.url}/metrics", timeout=timeout) as resp:
                     return resp.status == 200
             return True
-        except (TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return False
 
     async def _probe_loop(self) -> None:
@@ -192,30 +215,75 @@ class EngineClient:
         raise EngineError(f"engine unreachable: no engine ready among {self.url}")
 
     # -- moves
-    def _pick(self, avoid: set[str]) -> Engine | None:
-        candidates = [engine for engine in self.engines if engine.up and engine.url not in avoid]
+    def _pick(self, avoid: set[str], path: str = "/move") -> Engine | None:
+        candidates = [
+            engine
+            for engine in self.engines
+            if engine.up and engine.url not in avoid and self._can(engine, path)
+        ]
         if not candidates:
             return None
         least = min(engine.inflight for engine in candidates)
         idle = [engine for engine in candidates if engine.inflight == least]
         return idle[next(self.turn) % len(idle)]
 
-    async def move(self, size: int, komi: float, moves: list[list[str]], color: str) -> str:
-        """The engine's move: a vertex, "pass" or "resign".
+    async def move(
+        self, size: int, komi: float, moves: list[list[str]], color: str, level: str | None = None
+    ) -> str:
+        """The engine's move: a vertex, "pass" or "resign", at the game's level (LEVELS).
 
         Tries the engines up, least busy first; waits for one to come back when none is up;
         raises EngineError at the deadline or when an engine refuses the position.
         """
-        assert self.session is not None
         body = {"size": size, "komi": komi, "rules": "chinese", "moves": moves, "color": color}
-        deadline = time.monotonic() + self.timeout
+        body.update(strength(level))
+        data = await self.call("/move", body, self.timeout)
+        try:
+            return str(data["move"])
+        except (KeyError, TypeError):
+            raise EngineError(f"engine answer garbled: no move in {data!r}") from None
+
+    async def analyze(self, size: int, komi: float, moves: list[list[str]], color: str) -> dict:
+        """The engine's evaluation for Black: black_win_rate (0..1) and black_score_lead (points).
+
+        Raises PositionRefused when the engine cannot analyse (GNU Go answers 501)."""
+        body = {"size": size, "komi": komi, "rules": "chinese", "moves": moves, "color": color}
+        data = await self.call("/analyze", body, self.request_timeout)
+        try:
+            return {
+                "black_win_rate": float(data["black_win_rate"]),
+                "black_score_lead": float(data["black_score_lead"]),
+            }
+        except (KeyError, TypeError, ValueError):
+            raise EngineError(f"engine answer garbled: no evaluation in {data!r}") from None
+
+    async def dead_stones(self, size: int, komi: float, moves: list[list[str]]) -> list[str]:
+        """The stones the engine judges dead at the end of a game (vertices)."""
+        body = {"size": size, "komi": komi, "rules": "chinese", "moves": moves}
+        data = await self.call("/score", body, self.request_timeout)
+        dead = data.get("dead") if isinstance(data, dict) else None
+        if not isinstance(dead, list) or not all(isinstance(v, str) for v in dead):
+            raise EngineError(f"engine answer garbled: no dead stones in {data!r}")
+        return dead
+
+    @staticmethod
+    def _can(engine: Engine, path: str) -> bool:
+        """GNU Go answers /analyze with 501: it is not asked (nor made busier) for nothing."""
+        return not (path == "/analyze" and engine.kind == "gnugo")
+
+    async def call(self, path: str, body: dict, timeout: float) -> dict:
+        """POST `body` to `path` of the engines up, least busy first, until one answers or the deadline."""
+        assert self.session is not None
+        if not any(self._can(engine, path) for engine in self.engines):
+            raise PositionRefused(f"no engine can answer {path}: {self.url} run GNU Go")
+        deadline = time.monotonic() + timeout
         busy: set[str] = set()  # engines whose queue was full on this round
         last = "engine request failed: every engine is taken out after failing"
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise EngineError(f"no engine answered within {self.timeout:g} s: {last}")
-            engine = self._pick(busy)
+                raise EngineError(f"no engine answered within {timeout:g} s: {last}")
+            engine = self._pick(busy, path)
             if engine is None and not any(e.up for e in self.engines):
                 # Every engine is out: the caller waits and asks again (the backend tells the game's
                 # watchers why the move is late), while the prober takes engines back.
@@ -229,7 +297,7 @@ class EngineClient:
                     pass
                 busy.clear()
                 continue
-            outcome, answer = await self._ask(engine, body, min(remaining, self.request_timeout))
+            outcome, answer = await self._ask(engine, path, body, min(remaining, self.request_timeout))
             self.metrics.requests.labels(engine.url, outcome).inc()
             if outcome == "ok":
                 return answer
@@ -242,11 +310,11 @@ class EngineClient:
                 engine.failures += 1
                 self._mark(engine, False, answer)
 
-    async def _ask(self, engine: Engine, body: dict, timeout: float) -> tuple[str, str]:
+    async def _ask(self, engine: Engine, path: str, body: dict, timeout: float) -> tuple[str, object]:
         """One request to one engine: (outcome, move or reason); outcome is ok, busy, refused or
         failed. Given up as failed as soon as the engine is taken out meanwhile."""
         engine.inflight += 1
-        asked = asyncio.ensure_future(self._post(engine, body, timeout))
+        asked = asyncio.ensure_future(self._post(engine, path, body, timeout))
         gone = asyncio.ensure_future(engine.gone.wait())
         try:
             await asyncio.wait({asked, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -260,19 +328,22 @@ class EngineClient:
             engine.inflight -= 1
             self.changed.set()
 
-    async def _post(self, engine: Engine, body: dict, timeout: float) -> tuple[str, str]:
+    async def _post(self, engine: Engine, path: str, body: dict, timeout: float) -> tuple[str, object]:
         assert self.session is not None
         try:
             async with self.session.post(
-                f"{engine.url}/move", json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+                f"{engine.url}{path}", json=body, timeout=aiohttp.ClientTimeout(total=timeout)
             ) as resp:
                 data = await resp.json(content_type=None)
                 if resp.status == 200:
-                    return "ok", str(data["move"])
+                    if not isinstance(data, dict):
+                        return "failed", f"HTTP 200 without a JSON object: {data!r}"
+                    return "ok", data
                 error = data.get("error") if isinstance(data, dict) else data
                 if resp.status == 503:
                     return "busy", f"HTTP 503: {error}"
-                if 400 <= resp.status < 500 and resp.status not in (401, 403):
+                # 501: this engine cannot do it at all (GNU Go has no analysis): not a failure.
+                if resp.status == 501 or 400 <= resp.status < 500 and resp.status not in (401, 403):
                     return "refused", f"engine answered HTTP {resp.status}: {error}"
                 return "failed", f"HTTP {resp.status}: {error}"
         except (TimeoutError, aiohttp.ClientError, ValueError, KeyError) as exc:

@@ -105,6 +105,13 @@ class Board:
             raise IllegalMove(f"{vertex_name((x, y), self.size)} is suicide")
         return captured
 
+    def without(self, dead: set[tuple[int, int]]) -> Board:
+        """The board with the dead stones taken off (their points then belong to whoever surrounds them)."""
+        board = self.copy()
+        for x, y in dead:
+            board.grid[y][x] = EMPTY
+        return board
+
     def area_score(self) -> dict[str, int]:
         """Stones on the board plus empty regions that touch one colour only (every stone counts as alive)."""
         score = {BLACK: 0, WHITE: 0}
@@ -149,6 +156,8 @@ class Game:
         self.previous_key = ""  # the position before the last move: a recapture may not return to it
         self.captures = {BLACK: 0, WHITE: 0}
         self.result: str | None = None
+        # Stones judged dead once the game ended by two passes (vertices); empty until judged.
+        self.dead: list[str] = []
         for color, vertex in history:
             self.play(color, vertex)
 
@@ -185,8 +194,29 @@ class Game:
         self.captures[color] += captured
         self.moves.append([color, vertex_name(point, self.size)])
 
+    @property
+    def ended_by_passes(self) -> bool:
+        return self.finished and self.moves[-1][1] == PASS
+
+    def judge(self, dead: list[str]) -> None:
+        """Take the dead stones of a game ended by two passes into the count: they are removed and
+        their points go to the side that surrounds them. Raises IllegalMove for a vertex that holds
+        no stone."""
+        if not self.ended_by_passes:
+            raise IllegalMove("only a game ended by two passes has dead stones")
+        points = set()
+        for vertex in dead:
+            point = parse_vertex(vertex, self.size)
+            if point is None or self.board.grid[point[1]][point[0]] == EMPTY:
+                raise IllegalMove(f"{vertex!r} is not a stone on the board")
+            points.add(point)
+        self.dead = sorted(vertex_name(p, self.size) for p in points)
+        self.result = self.score()["result"]
+
     def score(self) -> dict[str, object]:
-        area = self.board.area_score()
+        """Area scoring (Chinese): stones and surrounded points; dead stones count for the other side."""
+        dead = {parse_vertex(vertex, self.size) for vertex in self.dead}
+        area = self.board.without(dead).area_score()
         margin = area[BLACK] - area[WHITE] - self.komi
         if margin == 0:
             result = "0"

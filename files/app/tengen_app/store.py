@@ -31,12 +31,23 @@ MIGRATIONS: list[str] = [
         updated_at DOUBLE PRECISION NOT NULL
     )""",
     "CREATE INDEX games_updated_at ON games (updated_at)",
+    # The AI's strength (a name of tengen_app.engine.LEVELS; NULL: a game between players).
+    "ALTER TABLE games ADD COLUMN level TEXT",
+    # Whether the engine's evaluation (the analysis bar) is asked after each move: 1 or 0.
+    "ALTER TABLE games ADD COLUMN analysis INTEGER NOT NULL DEFAULT 0",
+    # The engine's last evaluation of the position at the game's version (JSON), NULL until it answers.
+    "ALTER TABLE games ADD COLUMN evaluation TEXT",
+    # The dead stones of a game ended by two passes (a JSON list of vertices), NULL until judged.
+    "ALTER TABLE games ADD COLUMN dead TEXT",
+    # The colours whose player accepted the judged result (a JSON list), NULL while none did.
+    "ALTER TABLE games ADD COLUMN accepted TEXT",
 ]
 
 COLUMNS = (
     "id, size, komi, opponent, ai_color, black_token, white_token, moves, result, version,"
-    " created_at, updated_at"
+    " created_at, updated_at, level, analysis, evaluation, dead, accepted"
 )
+PLACEHOLDERS = ", ".join("?" * len(COLUMNS.split(",")))
 
 
 @dataclass
@@ -53,11 +64,20 @@ class GameRecord:
     version: int
     created_at: float
     updated_at: float
+    level: str | None = None
+    analysis: bool = False
+    evaluation: dict | None = None  # {"version": n, "black_win_rate": ..., "black_score_lead": ...}
+    dead: list[str] | None = None
+    accepted: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> GameRecord:
         values = list(row)
         values[7] = json.loads(values[7])
+        values[13] = bool(values[13])
+        values[14] = json.loads(values[14]) if values[14] is not None else None
+        values[15] = json.loads(values[15]) if values[15] is not None else None
+        values[16] = json.loads(values[16]) if values[16] is not None else None
         return cls(*values)
 
 
@@ -92,6 +112,11 @@ class Store:
     async def get(self, game_id: str) -> GameRecord | None: ...
     async def update(self, game: GameRecord) -> None: ...
     async def delete_expired(self, finished_before: float | None, abandoned_before: float | None) -> int: ...
+
+    async def evaluate(self, game_id: str, version: int, evaluation: dict) -> bool:
+        """Keep the engine's evaluation of the game at `version`, without changing the version
+        (it is no move); False when the game has moved on."""
+        raise NotImplementedError
 
     async def probe_write(self) -> None:
         """Commit a write that changes nothing: StorageFull when there is no room for one."""
@@ -166,9 +191,7 @@ class SqliteStore(Store):
 
     async def create(self, game: GameRecord) -> None:
         assert self.conn is not None
-        await self._run(
-            self._write, f"INSERT INTO games ({COLUMNS}) VALUES ({', '.join('?' * 12)})", _row(game)
-        )
+        await self._run(self._write, f"INSERT INTO games ({COLUMNS}) VALUES ({PLACEHOLDERS})", _row(game))
 
     async def get(self, game_id: str) -> GameRecord | None:
         assert self.conn is not None
@@ -183,6 +206,11 @@ class SqliteStore(Store):
         if cursor.rowcount != 1:
             raise Conflict(game.id)
         game.version += 1
+
+    async def evaluate(self, game_id: str, version: int, evaluation: dict) -> bool:
+        assert self.conn is not None
+        cursor = await self._run(self._write, EVALUATE_SQL, (json.dumps(evaluation), game_id, version))
+        return cursor.rowcount == 1
 
     async def probe_write(self) -> None:
         # Rewriting the header's user_version (unused here) with its own value commits one page.
@@ -264,7 +292,7 @@ class PostgresStore(Store):
         await self._execute(PING_SQL)
 
     async def create(self, game: GameRecord) -> None:
-        await self._execute(f"INSERT INTO games ({COLUMNS}) VALUES ({', '.join('?' * 12)})", _row(game))
+        await self._execute(f"INSERT INTO games ({COLUMNS}) VALUES ({PLACEHOLDERS})", _row(game))
 
     async def get(self, game_id: str) -> GameRecord | None:
         # psycopg's client-side cursor holds the whole result once execute returns.
@@ -277,6 +305,10 @@ class PostgresStore(Store):
         if cursor.rowcount != 1:
             raise Conflict(game.id)
         game.version += 1
+
+    async def evaluate(self, game_id: str, version: int, evaluation: dict) -> bool:
+        cursor = await self._execute(EVALUATE_SQL, (json.dumps(evaluation), game_id, version))
+        return cursor.rowcount == 1
 
     async def delete_expired(self, finished_before: float | None, abandoned_before: float | None) -> int:
         deleted = 0
@@ -294,9 +326,10 @@ EXPIRE_SQL = (
 )
 
 UPDATE_SQL = (
-    "UPDATE games SET moves = ?, result = ?, version = version + 1, updated_at = ?"
-    " WHERE id = ? AND version = ?"
+    "UPDATE games SET moves = ?, result = ?, analysis = ?, evaluation = ?, dead = ?, accepted = ?,"
+    " version = version + 1, updated_at = ? WHERE id = ? AND version = ?"
 )
+EVALUATE_SQL = "UPDATE games SET evaluation = ? WHERE id = ? AND version = ?"
 
 
 def _row(game: GameRecord) -> tuple:
@@ -313,12 +346,31 @@ def _row(game: GameRecord) -> tuple:
         game.version,
         game.created_at,
         game.updated_at,
+        game.level,
+        1 if game.analysis else 0,
+        _json_or_null(game.evaluation),
+        _json_or_null(game.dead),
+        _json_or_null(game.accepted),
     )
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _update_args(game: GameRecord) -> tuple:
     game.updated_at = time.time()
-    return (json.dumps(game.moves), game.result, game.updated_at, game.id, game.version)
+    return (
+        json.dumps(game.moves),
+        game.result,
+        1 if game.analysis else 0,
+        _json_or_null(game.evaluation),
+        _json_or_null(game.dead),
+        _json_or_null(game.accepted),
+        game.updated_at,
+        game.id,
+        game.version,
+    )
 
 
 def make_store(database_url: str | None, db_path: str, sqlite_synchronous: str = "FULL") -> Store:

@@ -12,10 +12,12 @@ import psycopg
 from games_data import backup
 
 from tests.conftest import REPO
+from tests.games_db import STORE
 from tests.module_runner import run_module
 from tests.service_servers import APP_DIR
 
 MODULE = "tengen.ops.sqlite_to_postgres"
+LATEST = len(STORE.MIGRATIONS)  # the backend's schema version
 
 
 def with_password(url: str, password: str = "pw-Secr3t-x9") -> str:
@@ -42,9 +44,9 @@ def test_check_mode_shows_the_plan_and_changes_nothing(games, target):
     result, output = run_module(MODULE, args(games, url), check=True, verbosity=3)
     assert result["changed"] is True, result
     plan = result["plan"]
-    assert plan["tables"] == {"games": 9, "schema_version": 2} and plan["target_rows"] == {}
+    assert plan["tables"] == {"games": 9, "schema_version": LATEST} and plan["target_rows"] == {}
     assert plan["target"].startswith("postgresql://tengen:********@127.0.0.1:")
-    assert "would copy 11 rows" in result["msg"]
+    assert f"would copy {9 + LATEST} rows" in result["msg"]
     assert "pw-Secr3t-x9" not in output
     assert tables_in(target) == []
 
@@ -102,7 +104,7 @@ def test_bad_input_fails_with_a_clear_message_before_any_change(games, target, p
     db = tmp_path / "future.db"
     with sqlite3.connect(games["db"]) as src, sqlite3.connect(db) as dest:
         src.backup(dest)
-        dest.execute("INSERT INTO schema_version VALUES (3)")
+        dest.execute(f"INSERT INTO schema_version VALUES ({LATEST + 1})")
     backup(db, future)
 
     url = with_password(target)
@@ -115,7 +117,7 @@ def test_bad_input_fails_with_a_clear_message_before_any_change(games, target, p
         ({"backup_dir": str(corrupt)}, "sha256 does not match the manifest"),
         (
             {"backup_dir": str(future)},
-            "the backup's schema version 3 is newer than the backend's migrations (1..2)",
+            f"the backup's schema version {LATEST + 1} is newer than the backend's migrations (1..{LATEST})",
         ),
         ({"database_url": "mysql://u:pw-Secr3t-x9@h/db"}, "database_url must be a postgresql:// URL"),
         ({"backend_path": str(tmp_path)}, f"backend_path: {tmp_path} holds no tengen_app/store.py"),

@@ -15,6 +15,7 @@ from tests.module_runner import run_module
 from tests.service_servers import APP_DIR
 
 MODULE = "tengen.ops.sqlite_to_postgres"
+LATEST = len(STORE.MIGRATIONS)  # the backend's schema version
 
 
 def games_of(store) -> dict:
@@ -42,7 +43,8 @@ def test_postgres_back_to_sqlite_round_trips_every_game(scratch, target, tmp_pat
     assert any(line.startswith("games: 9/9 rows (100%)") for line in lines), lines
     conn = sqlite3.connect(dest)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")] == [1, 2]
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions == list(range(1, LATEST + 1))
     conn.close()
     back, there = games_of(STORE.SqliteStore(str(dest))), games_of(STORE.PostgresStore(target))
     assert back == there and back["ai-black"].moves == [["B", "E5"], ["W", "C3"]]
@@ -59,7 +61,7 @@ def test_the_way_back_through_ansible_changed_unchanged_refused_replaced(scratch
         "backend_path": str(APP_DIR),
     }
     planned, output = run_module(MODULE, args, check=True, verbosity=3)
-    assert planned["changed"] is True and planned["plan"]["tables"] == {"games": 9, "schema_version": 2}
+    assert planned["changed"] is True and planned["plan"]["tables"] == {"games": 9, "schema_version": LATEST}
     assert not dest.exists() and "pw-Back-7" not in output
     first, output = run_module(MODULE, args, verbosity=3)
     assert first["changed"] is True and first["verification"]["mismatched"] == [], first.get("msg")
@@ -82,7 +84,9 @@ def test_a_source_at_another_schema_version_is_refused_and_dest_left_alone(targe
         s2p.export(STORE, target, str(dest))
     s2p.migrate_postgres(STORE, target)
     with psycopg.connect(target) as pg:
-        pg.execute("INSERT INTO schema_version VALUES (3)")
-    with pytest.raises(s2p.MigrationError, match=r"schema version 3 is not the backend's latest \(2\)"):
+        pg.execute(f"INSERT INTO schema_version VALUES ({LATEST + 1})")
+    with pytest.raises(
+        s2p.MigrationError, match=rf"schema version {LATEST + 1} is not the backend's latest \({LATEST}\)"
+    ):
         s2p.export(STORE, target, str(dest))
     assert list(tmp_path.iterdir()) == []
