@@ -74,7 +74,9 @@ def test_the_backends_database_moves_with_equal_counts_and_checksums(games, scra
     assert from_postgres["unicode-é"].white_token == "t'w\\\t\""
 
     # And the backend itself serves them from PostgreSQL, and goes on playing.
-    backend = start_backend(tmp_path, DEAD_ENGINE, DATABASE_URL=target)
+    # The fixture's games are years old: the game lifetime would sweep them away at the start.
+    forever = {"TENGEN_FINISHED_GAME_DAYS": "0", "TENGEN_ABANDONED_GAME_DAYS": "0"}
+    backend = start_backend(tmp_path, DEAD_ENGINE, DATABASE_URL=target, **forever)
     try:
         for game_id, before in games["views"].items():
             status, after = request("GET", f"{backend.url}/api/games/{game_id}")
