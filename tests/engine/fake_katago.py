@@ -93,7 +93,7 @@ CONFIG_KEYS = {
 }
 COMMANDS = (
     "protocol_version name version known_command list_commands quit boardsize clear_board komi play "
-    "genmove final_score showboard kata-set-rules kata-get-rules kata-raw-nn"
+    "genmove final_score showboard kata-set-rules kata-get-rules kata-set-param kata-raw-nn"
 ).split()
 
 
@@ -250,6 +250,7 @@ class Board:
 class Engine:
     def __init__(self) -> None:
         self.board = Board(19)
+        self.params: dict[str, float] = {}
         self.komi = 7.5
         self.rules = "tromp-taylor"  # KataGo's default before a config or command sets one
 
@@ -291,6 +292,18 @@ class Engine:
             if value * 2 != int(value * 2):
                 return False, "komi must be an integer or half-integer"
             self.komi = value
+            return True, ""
+        if name == "kata-set-param":
+            # The search parameters the gateway sets; each takes a number.
+            if len(args) != 2 or args[0] not in ("maxVisits", "maxPlayouts", "maxTime"):
+                return False, f"Invalid parameter or value: {' '.join(args)}"
+            try:
+                value = float(args[1])
+            except ValueError:
+                return False, f"Invalid parameter or value: {' '.join(args)}"
+            if value <= 0 or (args[0] != "maxTime" and value != int(value)):
+                return False, f"Invalid parameter or value: {' '.join(args)}"
+            self.params[args[0]] = value
             return True, ""
         if name == "kata-set-rules":
             rules = " ".join(args)

@@ -58,6 +58,16 @@ def test_a_legal_move_comes_back(gateway: Server, size: int) -> None:
     assert data["move"] != "pass"  # an almost empty board: GNU Go plays a stone
 
 
+@pytest.mark.parametrize("level", [1, 10])
+def test_gnu_go_plays_at_the_level_asked_for(gateway: Server, level: int) -> None:
+    # GNU Go takes the level by GTP (`level N`) before each move: a refused command would be a 422.
+    moves = [["B", "C3"], ["W", "pass"], ["B", "D4"]]
+    body = {"size": 9, "komi": 7.5, "moves": moves, "color": "W", "gnugo_level": level}
+    status, data = request("POST", f"{gateway.url}/move", body)
+    assert status == 200, data
+    Game(9, 7.5, moves).play("W", data["move"])
+
+
 def test_pass_is_lower_case(gateway: Server) -> None:
     # Black owns the whole 5x5 board bar one point: White has nothing useful to play.
     moves = []

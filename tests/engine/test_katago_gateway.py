@@ -91,7 +91,7 @@ def test_a_move_under_each_rule_set(katago, rules: str) -> None:
     assert data["engine"] == "KataGo"
     Game(9, 6.5, MOVES).play("W", data["move"])  # raises if the move is not legal here
     # The rules go in before komi and the moves, so that KataGo judges the moves under them.
-    assert katago.commands()[-8:] == [
+    assert katago.commands()[-9:] == [
         "boardsize 9",
         "clear_board",
         f"kata-set-rules {rules}",
@@ -99,6 +99,7 @@ def test_a_move_under_each_rule_set(katago, rules: str) -> None:
         "play B E5",
         "play W C3",
         "play B D4",
+        "kata-set-param maxVisits 100",  # the gateway's own strength: the request names none
         "genmove W",
     ]
 
@@ -247,3 +248,23 @@ def test_a_hanging_engine_gives_504_and_is_replaced(start_katago) -> None:
     wait_until(lambda: old not in children(katago.server.proc.pid))
     status, data = request("POST", f"{katago.server.url}/analyze", body)
     assert status == 200 and 0 <= data["black_win_rate"] <= 1
+
+
+def test_a_move_is_searched_at_the_visits_it_asks_for(katago) -> None:
+    body = {"size": 9, "komi": 6.5, "moves": MOVES, "color": "W", "visits": 400}
+    status, data = request("POST", f"{katago.server.url}/move", body)
+    assert status == 200, data
+    assert katago.commands()[-2:] == ["kata-set-param maxVisits 400", "genmove W"]
+    # The next request without a strength is back at the gateway's own, in the same process.
+    status, data = request("POST", f"{katago.server.url}/move", {**body, "visits": None})
+    assert status == 200, data
+    assert katago.commands()[-2:] == ["kata-set-param maxVisits 100", "genmove W"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("visits", 0), ("visits", 10001), ("visits", "400"), ("gnugo_level", 11)]
+)
+def test_a_strength_out_of_bounds_is_refused(katago, field: str, value: object) -> None:
+    body = {"size": 9, "komi": 6.5, "moves": MOVES, "color": "W", field: value}
+    status, data = request("POST", f"{katago.server.url}/move", body)
+    assert status == 400 and data["error"].startswith(field), data

@@ -131,6 +131,10 @@ class BadRequest(ValueError):
     pass
 
 
+# The most visits a request may ask for; the search is also cut at TENGEN_KATAGO_MAX_TIME.
+MAX_VISITS = 10000
+
+
 @dataclass
 class Position:
     size: int
@@ -139,6 +143,9 @@ class Position:
     moves: list[tuple[str, str]]
     color: str
     ownership: bool = False
+    # The strength a move is asked at (the backend's level); None: the gateway's own.
+    visits: int | None = None
+    gnugo_level: int | None = None
 
     @classmethod
     def parse(cls, body: object, need_color: bool = True) -> Position:
@@ -176,7 +183,12 @@ class Position:
         ownership = body.get("ownership", False)
         if type(ownership) is not bool:
             raise BadRequest("ownership must be true or false")
-        return cls(size, float(komi), rules, moves, color, ownership)
+        visits, gnugo_level = body.get("visits"), body.get("gnugo_level")
+        if visits is not None and (type(visits) is not int or not 1 <= visits <= MAX_VISITS):
+            raise BadRequest(f"visits must be an integer from 1 to {MAX_VISITS}")
+        if gnugo_level is not None and (type(gnugo_level) is not int or not 1 <= gnugo_level <= 10):
+            raise BadRequest("gnugo_level must be an integer from 1 to 10")
+        return cls(size, float(komi), rules, moves, color, ownership, visits, gnugo_level)
 
     @property
     def next_color(self) -> str:
@@ -308,8 +320,14 @@ class Gateway:
 
     async def move(self, request: web.Request) -> web.Response:
         async def job(engine: GtpProcess, position: Position) -> dict:
-            setup = position.setup(katago=self.settings.engine == "katago")
-            answers = await engine.commands([*setup, f"genmove {position.color}"])
+            katago = self.settings.engine == "katago"
+            setup = position.setup(katago=katago)
+            # Every move sets its strength, so that a process never keeps the last request's.
+            if katago:
+                strength = f"kata-set-param maxVisits {position.visits or self.settings.katago_max_visits}"
+            else:
+                strength = f"level {position.gnugo_level or self.settings.gnugo_level}"
+            answers = await engine.commands([*setup, strength, f"genmove {position.color}"])
             return {"move": normalise(answers[-1]), "engine": engine.name}
 
         return await self._serve("/move", request, job)
