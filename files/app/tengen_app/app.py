@@ -9,7 +9,7 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -613,33 +613,19 @@ class Service:
     async def accept(self, request: web.Request) -> web.Response:
         """A player accepts the dead stones the engine judged and the score they give."""
         body = await read_json(request)
-        game_id = request.match_info["id"]
-        async with self.lock_of(game_id):
-            for _ in range(5):
-                rec, game = await self.load(game_id)
-                color = self.color_of(rec, body.get("token"))
-                if not game.ended_by_passes:
-                    raise bad_request(
-                        web.HTTPConflict, "only a game ended by two passes has a result to accept"
-                    )
-                if rec.dead is None:
-                    raise bad_request(
-                        web.HTTPConflict, "the dead stones are not judged yet; try again shortly"
-                    )
-                if color in (rec.accepted or []):
-                    return web.json_response(self.view(rec, game))
-                rec.accepted = sorted([*(rec.accepted or []), color])
-                self.maintenance.refuse_writes()
-                try:
-                    await self.write(self.store.update(rec))
-                except Conflict:
-                    continue
-                break
-            else:
-                raise bad_request(web.HTTPConflict, "the game keeps changing; try again")
-        data = self.view(rec, game)
-        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
-        return web.json_response(data)
+
+        def accept(rec: GameRecord, game: Game, color: str) -> bool:
+            if not game.ended_by_passes:
+                raise bad_request(web.HTTPConflict, "only a game ended by two passes has a result to accept")
+            if rec.dead is None:
+                raise bad_request(web.HTTPConflict, "the dead stones are not judged yet; try again shortly")
+            if color in (rec.accepted or []):
+                return False
+            rec.accepted = sorted([*(rec.accepted or []), color])
+            return True
+
+        rec, game = await self.change(request.match_info["id"], body.get("token"), accept)
+        return web.json_response(self.view(rec, game))
 
     async def set_analysis(self, request: web.Request) -> web.Response:
         """Switch the game's analysis bar on or off (a player of the game only)."""
@@ -647,16 +633,30 @@ class Service:
         on = body.get("on")
         if type(on) is not bool:
             raise bad_request(web.HTTPBadRequest, "on must be true or false")
-        game_id = request.match_info["id"]
+
+        def switch(rec: GameRecord, game: Game, color: str) -> bool:
+            if rec.opponent != "ai":
+                raise bad_request(web.HTTPConflict, "only a game against the AI has the analysis bar")
+            if rec.analysis == on:
+                return False
+            rec.analysis, rec.evaluation = on, None
+            return True
+
+        rec, game = await self.change(request.match_info["id"], body.get("token"), switch)
+        self.maybe_analyze(rec, game)
+        return web.json_response(self.view(rec, game))
+
+    async def change(
+        self, game_id: str, token: object, change: Callable[[GameRecord, Game, str], bool]
+    ) -> tuple[GameRecord, Game]:
+        """A change of a game that is no move, by one of its players: `change` edits the record
+        and says whether there is anything to store. Stored under the game's lock (again on a
+        concurrent write), then sent to the game's watchers."""
         async with self.lock_of(game_id):
             for _ in range(5):
                 rec, game = await self.load(game_id)
-                self.color_of(rec, body.get("token"))
-                if rec.opponent != "ai":
-                    raise bad_request(web.HTTPConflict, "only a game against the AI has the analysis bar")
-                if rec.analysis == on:
-                    return web.json_response(self.view(rec, game))
-                rec.analysis, rec.evaluation = on, None
+                if not change(rec, game, self.color_of(rec, token)):
+                    return rec, game
                 self.maintenance.refuse_writes()
                 try:
                     await self.write(self.store.update(rec))
@@ -665,10 +665,8 @@ class Service:
                 break
             else:
                 raise bad_request(web.HTTPConflict, "the game keeps changing; try again")
-        data = self.view(rec, game)
-        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": data}))
-        self.maybe_analyze(rec, game)
-        return web.json_response(data)
+        await self.pubsub.publish(game_id, json.dumps({"type": "game", "game": self.view(rec, game)}))
+        return rec, game
 
     async def play(self, request: web.Request) -> web.Response:
         body = await read_json(request)
