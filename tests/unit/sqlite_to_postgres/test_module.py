@@ -92,7 +92,7 @@ def test_bad_input_fails_with_a_clear_message_before_any_change(games, target, p
     corrupt.mkdir()
     for item in games["backup_dir"].iterdir():
         (corrupt / item.name).write_bytes(item.read_bytes())
-    data = next(p for p in corrupt.iterdir() if p.name.endswith(".db.gz"))
+    data = next(p for p in corrupt.iterdir() if p.name.endswith(".db.zst"))
     data.write_bytes(data.read_bytes()[:-20])
 
     future = tmp_path / "future-backups"
