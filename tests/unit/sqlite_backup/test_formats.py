@@ -135,7 +135,9 @@ def test_without_the_zstd_command_a_zstd_backup_is_refused_before_anything_is_wr
     earlier = sb.create_backup(str(live_db), str(tmp_path / "b"), compression="gzip")
     before = file_digests(tmp_path / "b")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(sb.BackupError, match=r"zstd backups need the zstd command \(Debian: apt-get install zstd\)"):
+    with pytest.raises(
+        sb.BackupError, match=r"zstd backups need the zstd command \(Debian: apt-get install zstd\)"
+    ):
         sb.create_backup(str(live_db), str(tmp_path / "b"))
     assert file_digests(tmp_path / "b") == before
     sb.unpack_backup(earlier.path, earlier.manifest, str(tmp_path / "r.db"))  # gzip needs no command

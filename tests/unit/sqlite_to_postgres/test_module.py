@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,33 @@ def test_migrate_then_unchanged_then_refused_then_replaced(games, target, tmp_pa
         assert pg.execute("SELECT komi FROM games WHERE id = 'ai-black'").fetchone() == (0.0,)
     again, _ = run_module(MODULE, args(games, url, replace=True))
     assert again["changed"] is False
+
+
+def test_the_gzip_backups_of_format_1_migrate_as_zstd_ones_do(target, tmp_path):
+    """The cutover reads whatever the VM holds: backups made before zstd, encrypted ones included."""
+    old = tmp_path / "format-1"
+    shutil.copytree(REPO / "tests" / "unit" / "data" / "backup-format-1", old)
+    url = with_password(target)
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # the test key of those backups (their README)
+    for name, extra in (
+        ("tengen-20261201T120000Z", {}),
+        ("tengen-20261201T121500Z", {"encryption_keys": [key], "replace": True}),
+    ):
+        done, _ = run_module(
+            MODULE,
+            {
+                "backup_dir": str(old),
+                "database_url": url,
+                "backend_path": str(APP_DIR),
+                "backup": name,
+                **extra,
+            },
+        )
+        assert done.get("failed") is not True, done.get("msg")
+        assert done["backup"]["source"].endswith(".db.gz.enc" if extra else ".db.gz")
+        assert done["rows"] == 20 and done["verification"]["mismatched"] == []
+    with psycopg.connect(target) as pg:
+        assert pg.execute("SELECT count(*) FROM games").fetchone() == (20,)
 
 
 def test_bad_input_fails_with_a_clear_message_before_any_change(games, target, postgres, tmp_path):
