@@ -94,23 +94,18 @@ def test_the_gzip_backups_of_format_1_migrate_as_zstd_ones_do(target, tmp_path):
     shutil.copytree(REPO / "tests" / "unit" / "data" / "backup-format-1", old)
     url = with_password(target)
     key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # the test key of those backups (their README)
-    for name, extra in (
-        ("tengen-20261201T120000Z", {}),
-        ("tengen-20261201T121500Z", {"encryption_keys": [key], "replace": True}),
-    ):
-        done, _ = run_module(
-            MODULE,
-            {
-                "backup_dir": str(old),
-                "database_url": url,
-                "backend_path": str(APP_DIR),
-                "backup": name,
-                **extra,
-            },
-        )
-        assert done.get("failed") is not True, done.get("msg")
-        assert done["backup"]["source"].endswith(".db.gz.enc" if extra else ".db.gz")
-        assert done["rows"] == 20 and done["verification"]["mismatched"] == []
+    common = {"backup_dir": str(old), "database_url": url, "backend_path": str(APP_DIR)}
+    done, _ = run_module(MODULE, {**common, "backup": "tengen-20261201T120000Z"})
+    assert done.get("failed") is not True, done.get("msg")
+    assert done["backup"]["source"].endswith(".db.gz")
+    assert done["rows"] == 20 and done["verification"]["mismatched"] == []
+    # the encrypted one holds the same games: verified against what the plain one moved
+    same, _ = run_module(
+        MODULE,
+        {**common, "backup": "tengen-20261201T121500Z", "encryption_keys": [key], "action": "verify"},
+    )
+    assert same.get("failed") is not True and same["changed"] is False, same.get("msg")
+    assert same["backup"]["source"].endswith(".db.gz.enc") and same["verification"]["mismatched"] == []
     with psycopg.connect(target) as pg:
         assert pg.execute("SELECT count(*) FROM games").fetchone() == (20,)
 

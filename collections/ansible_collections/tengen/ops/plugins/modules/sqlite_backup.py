@@ -150,7 +150,7 @@ backup:
     path:
       description: Local data file.
       type: str
-      sample: /var/backups/tengen/tengen-20261123T164700Z.db.gz.enc
+      sample: /var/backups/tengen/tengen-20261123T164700Z.db.zst.enc
     manifest:
       description: The manifest (sha256, db_sha256, db_size, page_count, user_version, tables, ...).
       type: dict
@@ -160,7 +160,7 @@ backup:
     s3_uri:
       description: Where the offsite copy goes.
       type: str
-      sample: s3://tengen-backups/prod/tengen-20261123T164700Z.db.gz.enc
+      sample: s3://tengen-backups/prod/tengen-20261123T164700Z.db.zst.enc
     upload_error:
       description: Why the upload failed, if it did.
       type: str
