@@ -56,7 +56,7 @@ def test_a_triggered_run_makes_a_new_verified_backup_and_updates_the_status(host
     after = status(host)
     assert after["last_attempt_epoch"] > before["last_attempt_epoch"]
     assert after["last_result"] == "ok" and after["name"] != before["name"]
-    assert after["location"].endswith(".db.gz.enc")  # encrypted with the scenario's key
+    assert after["location"].endswith(".db.zst.enc")  # encrypted with the scenario's key
     verify = host.run("set -a; . /etc/tengen-backup/backup.env; tengen-backup verify")
     assert verify.rc == 0, verify.stderr
     assert host.run("tengen-backup status").rc == 0  # fresh: younger than the RPO

@@ -140,6 +140,7 @@ def test_an_encrypted_backup_shows_offsite_only_what_retention_and_restore_selec
         "format",
         "name",
         "created",
+        "compression",
         "file",
         "file_size",
         "sha256",

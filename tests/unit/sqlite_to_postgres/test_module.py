@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,12 +90,34 @@ def test_migrate_then_unchanged_then_refused_then_replaced(games, target, tmp_pa
     assert again["changed"] is False
 
 
+def test_the_gzip_backups_of_format_1_migrate_as_zstd_ones_do(target, tmp_path):
+    """The cutover reads whatever the VM holds: backups made before zstd, encrypted ones included."""
+    old = tmp_path / "format-1"
+    shutil.copytree(REPO / "tests" / "unit" / "data" / "backup-format-1", old)
+    url = with_password(target)
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # the test key of those backups (their README)
+    common = {"backup_dir": str(old), "database_url": url, "backend_path": str(APP_DIR)}
+    done, _ = run_module(MODULE, {**common, "backup": "tengen-20261201T120000Z"})
+    assert done.get("failed") is not True, done.get("msg")
+    assert done["backup"]["source"].endswith(".db.gz")
+    assert done["rows"] == 20 and done["verification"]["mismatched"] == []
+    # the encrypted one holds the same games: verified against what the plain one moved
+    same, _ = run_module(
+        MODULE,
+        {**common, "backup": "tengen-20261201T121500Z", "encryption_keys": [key], "action": "verify"},
+    )
+    assert same.get("failed") is not True and same["changed"] is False, same.get("msg")
+    assert same["backup"]["source"].endswith(".db.gz.enc") and same["verification"]["mismatched"] == []
+    with psycopg.connect(target) as pg:
+        assert pg.execute("SELECT count(*) FROM games").fetchone() == (20,)
+
+
 def test_bad_input_fails_with_a_clear_message_before_any_change(games, target, postgres, tmp_path):
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     for item in games["backup_dir"].iterdir():
         (corrupt / item.name).write_bytes(item.read_bytes())
-    data = next(p for p in corrupt.iterdir() if p.name.endswith(".db.gz"))
+    data = next(p for p in corrupt.iterdir() if p.name.endswith(".db.zst"))
     data.write_bytes(data.read_bytes()[:-20])
 
     future = tmp_path / "future-backups"

@@ -3,9 +3,11 @@
 Shared by the modules ``tengen.ops.sqlite_backup`` / ``tengen.ops.sqlite_restore`` and by the
 ``tengen-backup`` command that the VM's systemd timer runs (this same file is installed on the VM as
 ``/usr/local/lib/tengen-backup/tengen_sqlite_backup.py``). Standard library only; boto3 (S3) and
-cryptography (client-side encryption) are imported when those features are used.
+cryptography (client-side encryption) are imported, and the zstd command run, when those features are used.
 
-A backup is two files: the data file ``NAME.db[.gz|.xz][.enc]`` and its manifest ``NAME.json``.
+A backup is two files: the data file ``NAME.db[.zst|.gz|.xz][.enc]`` and its manifest ``NAME.json``.
+zstd (the ``zstd`` command, Debian package zstd, on as many threads as the host has CPUs) is the
+default since format 2; gzip, lzma and uncompressed backups of either format stay readable.
 Both are written atomically (temporary file in the same directory, fsync, rename, fsync of the
 directory), the manifest last: a backup without a manifest is incomplete and never restored.
 """
@@ -26,21 +28,29 @@ import re
 import shutil
 import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-FORMAT_VERSION = 1
+# The manifest's format: 1 wrote gzip, lzma or none; 2 adds zstd (the default) and names the compression
+# offsite too. Restore, verify, drill and retention read every format listed here.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 CHUNK = 1024 * 1024
 ENC_MAGIC = b"TGNBAK1\0"  # file header of an encrypted backup: magic, 12-byte nonce, ciphertext, 16-byte tag
 NONCE_LEN = 12
 TAG_LEN = 16
-COMPRESSIONS = {"gzip": ".gz", "lzma": ".xz", "none": ""}
+COMPRESSIONS = {"zstd": ".zst", "gzip": ".gz", "lzma": ".xz", "none": ""}
+# zstd's fastest levels compress faster than a disk writes; 1 keeps up with a copy of the database.
+ZSTD_LEVEL = 1
 SSE_CHOICES = ("AES256", "aws:kms")
 TMP_PREFIX = ".tmp-"
 # Where a schema records its version: the backend's own (schema_version) first.
@@ -54,6 +64,7 @@ PUBLIC_MANIFEST_KEYS = (
     "format",
     "name",
     "created",
+    "compression",
     "file",
     "file_size",
     "sha256",
@@ -263,19 +274,58 @@ def table_row_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {name: conn.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0] for name in names}
 
 
-def game_move_counts(conn: sqlite3.Connection) -> dict[str, int] | None:
+# -1 for a value that is not JSON: counted and compared like any other, never failing a backup
+MOVE_COUNTS_SQL = (
+    "SELECT id, CASE WHEN json_valid(moves) THEN json_array_length(moves) ELSE -1 END FROM games"
+)
+
+
+def game_move_counts(
+    conn: sqlite3.Connection, rowids: tuple[int, int] | None = None
+) -> dict[str, int] | None:
     """Each game's move count, when the database is the backend's (``games`` with its moves as a JSON
-    array): what row counts cannot see, a move lost inside a game. None for another schema."""
+    array): what row counts cannot see, a move lost inside a game. None for another schema.
+    ``rowids``: only the games whose rowid is in that closed range."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(games)")}
     if not {"id", "moves"} <= columns:
         return None
-    return {
-        str(gid): int(n or 0)
-        # -1 for a value that is not JSON: counted and compared like any other, never failing a backup
-        for gid, n in conn.execute(
-            "SELECT id, CASE WHEN json_valid(moves) THEN json_array_length(moves) ELSE -1 END FROM games"
-        )
-    }
+    where, args = (" WHERE rowid BETWEEN ? AND ?", rowids) if rowids else ("", ())
+    return {str(gid): int(n or 0) for gid, n in conn.execute(MOVE_COUNTS_SQL + where, args)}
+
+
+def game_move_counts_file(path: str, parts: int | None = None) -> dict[str, int] | None:
+    """``game_move_counts`` of a database file that nothing writes, on ``parts`` threads (the CPUs),
+    each with its own connection and its own range of rowids: parsing every game's JSON is the
+    costliest read of a backup and of a restore."""
+    conn = open_existing(path, readonly=True)
+    try:
+        try:
+            low, high = conn.execute("SELECT min(rowid), max(rowid) FROM games").fetchone()
+        except sqlite3.OperationalError:  # no games table, or one without rowids: one pass
+            return game_move_counts(conn)
+    finally:
+        conn.close()
+    parts = parts or compression_threads()
+    if low is None or parts < 2:
+        return _move_counts_of(path, None)
+    step = (high - low) // parts + 1
+    ranges = [(low + i * step, min(high, low + (i + 1) * step - 1)) for i in range(parts)]
+    with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="move-counts") as pool:
+        found = list(pool.map(lambda r: _move_counts_of(path, r), ranges))
+    if any(part is None for part in found):
+        return None
+    merged: dict[str, int] = {}
+    for part in found:
+        merged.update(part or {})
+    return merged
+
+
+def _move_counts_of(path: str, rowids: tuple[int, int] | None) -> dict[str, int] | None:
+    conn = open_existing(path, readonly=True)
+    try:
+        return game_move_counts(conn, rowids)
+    finally:
+        conn.close()
 
 
 def summarize_moves(per_game: dict[str, int] | None) -> dict[str, Any] | None:
@@ -305,7 +355,9 @@ def compare_game_moves(restored: dict[str, int], live: dict[str, int]) -> dict[s
     }
 
 
-def describe_database(conn: sqlite3.Connection) -> dict[str, Any]:
+def describe_database(conn: sqlite3.Connection, path: str | None = None) -> dict[str, Any]:
+    """What a manifest records of a database; with ``path`` (a file nothing writes) the move counts
+    are read on several threads."""
     info: dict[str, Any] = {
         "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
         "page_count": conn.execute("PRAGMA page_count").fetchone()[0],
@@ -320,10 +372,19 @@ def describe_database(conn: sqlite3.Connection) -> dict[str, Any]:
             info["migrations"] = {"table": candidate, "rows": tables[candidate], "latest": latest}
             break
     info["tables"] = tables
-    moves = summarize_moves(game_move_counts(conn))
+    moves = summarize_moves(game_move_counts_file(path) if path else game_move_counts(conn))
     if moves is not None:
         info["game_moves"] = moves
     return info
+
+
+def describe_file(path: str) -> dict[str, Any]:
+    """``describe_database`` of a database file, read-only."""
+    conn = open_existing(path, readonly=True)
+    try:
+        return describe_database(conn, path)
+    finally:
+        conn.close()
 
 
 def integrity_check(path: str) -> str:
@@ -350,7 +411,12 @@ def open_existing(path: str, readonly: bool = False) -> sqlite3.Connection:
 
 
 def online_copy(
-    src_path: str, dest_path: str, pages: int = 1024, max_restarts: int = 3, sleep: float = 0.0
+    src_path: str,
+    dest_path: str,
+    pages: int = 1024,
+    max_restarts: int = 3,
+    sleep: float = 0.0,
+    describe: bool = True,
 ) -> dict[str, Any]:
     """Copy a live database with SQLite's backup API into ``dest_path`` (which must not exist).
 
@@ -359,12 +425,18 @@ def online_copy(
     In rollback-journal mode a long read would block writers, so the copy goes ``pages`` at a
     time; SQLite restarts a stepped copy when another connection writes, so after
     ``max_restarts`` restarts it falls back to one step rather than never finishing.
+
+    ``describe=False`` makes a scratch copy, read once and removed (the backup's): no row counts in
+    the result (``describe_file`` gives them), and never forced to disk, as nothing relies on it
+    surviving a crash: the page cache serves its readers, and the writers' fsyncs do not queue behind it.
     """
     src = open_existing(src_path)
     try:
         journal_mode = src.execute("PRAGMA journal_mode").fetchone()[0].lower()
         dest = sqlite3.connect(dest_path)
         try:
+            if not describe:
+                dest.execute("PRAGMA synchronous=OFF")
             restarts = 0
             if journal_mode == "wal":
                 src.backup(dest, pages=-1)
@@ -385,7 +457,7 @@ def online_copy(
                 restarts = state["restarts"]
             # The copy must stand alone as one file: no WAL beside it.
             dest.execute("PRAGMA journal_mode=DELETE")
-            info = describe_database(dest)
+            info = describe_database(dest) if describe else {}
         finally:
             dest.close()
     except sqlite3.Error as exc:
@@ -393,8 +465,9 @@ def online_copy(
     finally:
         src.close()
     _match_owner(src_path)
-    with open(dest_path, "rb+") as handle:
-        os.fsync(handle.fileno())
+    if describe:
+        with open(dest_path, "rb+") as handle:
+            os.fsync(handle.fileno())
     info["journal_mode"] = journal_mode
     info["restarts"] = restarts
     return info
@@ -590,6 +663,20 @@ def _parse_manifest(raw: bytes, origin: str) -> dict[str, Any]:
     name, filename = manifest["name"], manifest["file"]
     if not NAME_RE.match(name) or not NAME_RE.match(filename) or not filename.startswith(f"{name}.db"):
         raise VerificationError(f"manifest {origin} names no backup file of ours")
+    if manifest.get("format", 1) not in READABLE_FORMATS:
+        raise VerificationError(
+            f"manifest {origin} is of format {manifest.get('format')!r}; this version reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))} (a newer tengen-backup made it)"
+        )
+    compression = manifest.get("compression")
+    if compression is not None:
+        suffix = COMPRESSIONS.get(compression) if isinstance(compression, str) else None
+        if suffix is None:
+            raise VerificationError(f"manifest {origin}: unknown compression {compression!r}")
+        if filename.removesuffix(".enc") != f"{name}.db{suffix}":
+            raise VerificationError(
+                f"manifest {origin}: {filename} is not the file of a {compression} backup"
+            )
     if sealed is not None and (
         not isinstance(sealed, dict)
         or sealed.get("file") != f"{name}{SEALED_SUFFIX}"
@@ -812,7 +899,147 @@ def _unique_name(backup_dir: str, prefix: str, moment: dt.datetime) -> str:
     return name
 
 
+def compression_threads() -> int:
+    """The CPUs this process may run on: zstd's worker threads."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _zstd_command() -> str:
+    found = shutil.which("zstd")
+    if found is None:
+        raise BackupError("zstd backups need the zstd command (Debian: apt-get install zstd)")
+    return found
+
+
+class FilterError(Exception):
+    """A compressor or decompressor refused its input (the message is its own)."""
+
+
+class _ZstdPipe:
+    """The ``zstd`` command as a filter: ``write`` feeds its stdin, a thread hands each piece of its
+    stdout to ``emit``. zstd works on its own threads, so compression (or decompression), the
+    checksums and the disk writes overlap instead of taking turns."""
+
+    def __init__(self, args: list[str], emit: Callable[[bytes], Any]) -> None:
+        self.emit = emit
+        self.error: BaseException | None = None
+        self.closed = False
+        self.proc = subprocess.Popen(
+            [_zstd_command(), "-q", "-c", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+        )
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            _widen_pipe(pipe.fileno())  # type: ignore[union-attr]
+        self.reader = threading.Thread(target=self._drain, name="zstd-out", daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
+        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        try:
+            while chunk := os.read(fd, CHUNK):
+                self.emit(chunk)
+        except BaseException as exc:  # the disk is full, the output too large...: stop zstd, report
+            self.error = exc
+            self.proc.kill()
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        fd = self.proc.stdin.fileno()  # type: ignore[union-attr]
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except BrokenPipeError:
+            self.close()  # raises what stopped zstd
+            raise FilterError("zstd stopped reading its input") from None
+        return len(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        self.reader.join()
+        stderr = self.proc.stderr.read() if self.proc.stderr else b""  # type: ignore[union-attr]
+        code = self.proc.wait()
+        self.proc.stdout.close()  # type: ignore[union-attr]
+        self.proc.stderr.close()  # type: ignore[union-attr]
+        if self.error is not None:
+            raise self.error
+        if code != 0:
+            raise FilterError(f"zstd: {stderr.decode(errors='replace').strip() or f'exit status {code}'}")
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.close()
+        except (FilterError, OSError, BackupError):
+            pass
+
+
+def _widen_pipe(fd: int) -> None:
+    """1 MiB pipes rather than 64 KiB: fewer switches between zstd and this process."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), CHUNK)
+    except OSError:
+        pass  # a lower limit in /proc/sys/fs/pipe-max-size: the default size works, more slowly
+
+
+class _Decoder:
+    """gzip or lzma decompression in this process, fed piece by piece (members one after another,
+    as gzip and xz allow); ``close`` fails on a truncated stream."""
+
+    def __init__(self, compression: str, emit: Callable[[bytes], Any]) -> None:
+        self.compression = compression
+        self.emit = emit
+        self.engine = self._new()
+
+    def _new(self) -> Any:
+        if self.compression == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self.compression == "lzma":
+            return lzma.LZMADecompressor()
+        return None
+
+    def write(self, data: bytes) -> int:
+        size = len(data)
+        if self.engine is None:
+            self.emit(data)
+            return size
+        while data:
+            if self.engine.eof:  # the next member
+                self.engine = self._new()
+            self.emit(self.engine.decompress(data))
+            data = self.engine.unused_data if self.engine.eof else b""
+        return size
+
+    def close(self) -> None:
+        if self.engine is not None and not self.engine.eof:
+            raise FilterError("the compressed stream ends early (truncated)")
+
+    def abort(self) -> None:
+        pass
+
+
+def _decoder(compression: str, emit: Callable[[bytes], Any]) -> _ZstdPipe | _Decoder:
+    if compression == "zstd":
+        return _ZstdPipe(["-d"], emit)
+    if compression in ("gzip", "lzma", "none"):
+        return _Decoder(compression, emit)
+    raise VerificationError(f"unknown compression {compression!r}")
+
+
 def _compressor(compression: str, sink: IO[bytes]) -> IO[bytes]:
+    if compression == "zstd":
+        return _ZstdPipe([f"-{ZSTD_LEVEL}", f"-T{compression_threads()}"], sink.write)  # type: ignore[return-value]
     if compression == "gzip":
         return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0)  # type: ignore[return-value]
     if compression == "lzma":
@@ -829,6 +1056,27 @@ class _Passthrough:
 
     def close(self) -> None:
         pass
+
+
+def _compress_file(src_path: str, compression: str, sink: _EncryptingHashingSink) -> tuple[int, str]:
+    """Compress ``src_path`` into ``sink`` in one read that also hashes it: (its size, its sha256)."""
+    digest = hashlib.sha256()
+    size = 0
+    stream = _compressor(compression, sink)  # type: ignore[arg-type]
+    try:
+        with open(src_path, "rb") as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                stream.write(chunk)
+        stream.close()
+    except BaseException:
+        abort = getattr(stream, "abort", None)
+        if abort is not None:
+            abort()
+        raise
+    sink.finish()
+    return size, digest.hexdigest()
 
 
 class _EncryptingHashingSink:
@@ -868,7 +1116,7 @@ def create_backup(
     backup_dir: str,
     *,
     prefix: str | None = None,
-    compression: str = "gzip",
+    compression: str = "zstd",
     key: KeyInput = None,
     s3: S3Target | None = None,
     retention: Retention | None = None,
@@ -887,6 +1135,8 @@ def create_backup(
     """
     if compression not in COMPRESSIONS:
         raise BackupError(f"compression must be one of {', '.join(COMPRESSIONS)}")
+    if compression == "zstd":
+        _zstd_command()  # missing: refused before anything is written
     ring = load_keys(key)  # the newest key encrypts
     raw_key = ring[0] if ring else None
     check_offsite_encryption(s3, raw_key is not None, allow_plaintext_offsite)
@@ -962,23 +1212,30 @@ def _create_backup_locked(
     os.unlink(copy_path)  # sqlite3 must create the file itself
     try:
         try:
-            info = online_copy(db_path, copy_path, pages=pages)
-            check = integrity_check(copy_path)
-            if check != "ok":
-                raise VerificationError(f"the copy of {db_path} failed integrity_check: {check}")
-            db_digest = hashlib.sha256()
-            db_size = 0
-            with atomic_file(path) as out, open(copy_path, "rb") as src:
-                sink = _EncryptingHashingSink(out, raw_key)
-                stream = _compressor(compression, sink)  # type: ignore[arg-type]
-                for chunk in iter(lambda: src.read(CHUNK), b""):
-                    db_digest.update(chunk)
-                    db_size += len(chunk)
-                    stream.write(chunk)
-                stream.close()
-                sink.finish()
+            info = online_copy(db_path, copy_path, pages=pages, describe=False)
+            # The copy is read three times at once, from the page cache: integrity_check and the row
+            # and move counts on threads of their own (SQLite releases the GIL) while it is compressed.
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="backup-check") as pool:
+                checking = pool.submit(integrity_check, copy_path)
+                describing = pool.submit(describe_file, copy_path)
+                try:
+                    with atomic_file(path) as out:
+                        sink = _EncryptingHashingSink(out, raw_key)
+                        db_size, db_sha256 = _compress_file(copy_path, compression, sink)
+                        check = checking.result()
+                        if check != "ok":
+                            raise VerificationError(f"the copy of {db_path} failed integrity_check: {check}")
+                        info.update(describing.result())
+                except BaseException:
+                    checking.cancel()
+                    describing.cancel()
+                    raise
+        except FilterError as exc:
+            raise BackupError(f"compressing the backup failed: {exc}") from exc
         except OSError as exc:
             raise BackupError(f"writing the backup to {backup_dir} failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise BackupError(f"reading the copy of {db_path} failed: {exc}") from exc
         manifest = {
             "format": FORMAT_VERSION,
             "name": name,
@@ -989,7 +1246,7 @@ def _create_backup_locked(
             "file_size": sink.size,
             "sha256": sink.digest.hexdigest(),
             "db_size": db_size,
-            "db_sha256": db_digest.hexdigest(),
+            "db_sha256": db_sha256,
             "compression": compression,
             "encryption": {"algorithm": "AES-256-GCM", "key_id": key_id(raw_key)} if raw_key else None,
             "integrity_check": check,
@@ -1085,42 +1342,32 @@ def unpack_backup(
 ) -> dict[str, Any]:
     """Verify a backup file and write the database it holds to ``dest_path``, atomically.
 
-    Checks, in order, each failing loudly with VerificationError: the file's sha256 against the
-    manifest, the key's fingerprint, decryption (GCM tag), decompression, the database's sha256,
-    and PRAGMA integrity_check. ``dest_path`` appears only when every check passed.
+    Checks, each failing loudly with VerificationError: the key's fingerprint, then the file's sha256
+    against the manifest (a mismatch is reported before anything else found wrong), decryption (GCM
+    tag), decompression, the database's size and sha256, PRAGMA integrity_check, and the row and move
+    counts. The file is read once: hashed, decrypted and decompressed in the same pass.
+    ``dest_path`` appears only when every check passed.
     """
-    if sha256_file(data_path) != manifest["sha256"]:
-        raise VerificationError(f"{data_path}: sha256 does not match the manifest (corrupted or truncated)")
     raw_key = pick_key(key, manifest)
     encryption = manifest.get("encryption")
     directory = os.path.dirname(os.path.abspath(dest_path))
-    plain_fd, plain_path = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
     db_fd, db_tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".db", dir=directory)
     try:
-        with os.fdopen(plain_fd, "wb") as plain:
-            _decrypt_to(data_path, plain, raw_key if encryption else None)
-        digest = hashlib.sha256()
         with os.fdopen(db_fd, "wb") as out:
-            try:
-                with _decompressor(manifest["compression"], plain_path) as stream:
-                    for chunk in iter(lambda: stream.read(CHUNK), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
-            except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as exc:
-                raise VerificationError(f"{manifest['name']}: decompression failed: {exc}") from exc
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != manifest["db_sha256"]:
-            raise VerificationError(f"{manifest['name']}: the database's sha256 does not match the manifest")
-        check = integrity_check(db_tmp)
+            db_size, db_sha256 = _unpack_to(data_path, manifest, raw_key if encryption else None, out)
+            if db_sha256 != manifest["db_sha256"]:
+                raise VerificationError(
+                    f"{manifest['name']}: the database's sha256 does not match the manifest"
+                )
+            # Forced to disk while it is checked: integrity_check and the counts read the page cache.
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore-check") as pool:
+                checking = pool.submit(integrity_check, db_tmp)
+                counting = pool.submit(_count_file, db_tmp)
+                os.fsync(out.fileno())
+                check = checking.result()
+                tables, moves = counting.result() if check == "ok" else ({}, None)
         if check != "ok":
             raise VerificationError(f"{manifest['name']}: integrity_check failed: {check}")
-        conn = open_existing(db_tmp, readonly=True)
-        try:
-            tables = table_row_counts(conn)
-            moves = summarize_moves(game_move_counts(conn))
-        finally:
-            conn.close()
         if "tables" in manifest and tables != manifest["tables"]:
             raise VerificationError(f"{manifest['name']}: row counts differ from the manifest")
         if manifest.get("game_moves") and moves != manifest["game_moves"]:
@@ -1128,43 +1375,99 @@ def unpack_backup(
         os.replace(db_tmp, dest_path)
         fsync_dir(directory)
     finally:
-        _unlink_quiet(plain_path)
         _unlink_quiet(db_tmp)
     return {"name": manifest["name"], "path": dest_path, "integrity_check": "ok", "tables": tables}
 
 
-def _decrypt_to(data_path: str, out: IO[bytes], key: bytes | None) -> None:
+def _count_file(path: str) -> tuple[dict[str, int], dict[str, Any] | None]:
+    conn = open_existing(path, readonly=True)
+    try:
+        tables = table_row_counts(conn)
+    finally:
+        conn.close()
+    return tables, summarize_moves(game_move_counts_file(path))
+
+
+def _unpack_to(
+    data_path: str, manifest: dict[str, Any], key: bytes | None, out: IO[bytes]
+) -> tuple[int, str]:
+    """Read the backup file once: hash it, decrypt it, decompress it into ``out`` while hashing the
+    database. (The database's size, its sha256.) Whatever else went wrong, a file whose sha256
+    differs from the manifest's is reported as such."""
+    name = manifest["name"]
+    file_digest = hashlib.sha256()
+    db_digest = hashlib.sha256()
+    limit = manifest.get("db_size")
+    written = 0
+
+    def emit(data: bytes) -> None:
+        nonlocal written
+        written += len(data)
+        if isinstance(limit, int) and written > limit:  # a damaged or forged file never fills the disk
+            raise VerificationError(f"{name}: the backup holds more than the manifest's {limit} bytes")
+        db_digest.update(data)
+        out.write(data)
+
+    failure: BaseException | None = None
     with open(data_path, "rb") as src:
-        if key is None:
-            shutil.copyfileobj(src, out, CHUNK)
-            return
-        size = os.fstat(src.fileno()).st_size
-        header = src.read(len(ENC_MAGIC) + NONCE_LEN)
-        if size < len(ENC_MAGIC) + NONCE_LEN + TAG_LEN or not header.startswith(ENC_MAGIC):
-            raise VerificationError(f"{data_path}: not an encrypted backup")
-        src.seek(size - TAG_LEN)
-        tag = src.read(TAG_LEN)
-        src.seek(len(header))
-        decryptor = _aes_gcm(key, header[len(ENC_MAGIC) :], tag)
-        remaining = size - len(header) - TAG_LEN
-        while remaining:
-            chunk = src.read(min(CHUNK, remaining))
-            remaining -= len(chunk)
-            out.write(decryptor.update(chunk))
         try:
-            out.write(decryptor.finalize())
-        except Exception as exc:  # cryptography's InvalidTag
-            raise VerificationError(f"{data_path}: decryption failed (wrong key or tampered file)") from exc
+            decoder = _decoder(manifest["compression"], emit)
+        except BackupError as exc:
+            failure, decoder = exc, None
+        try:
+            if decoder is not None:
+                _decrypt_into(src, data_path, key, file_digest, decoder.write)
+                decoder.close()
+        except (FilterError, EOFError, lzma.LZMAError, zlib.error) as exc:
+            failure = VerificationError(f"{name}: decompression failed: {exc}")
+        except VerificationError as exc:
+            failure = exc
+        finally:
+            if failure is not None and decoder is not None:
+                decoder.abort()
+        if failure is not None:  # the rest of the file, for its checksum
+            while chunk := src.read(CHUNK):
+                file_digest.update(chunk)
+    if file_digest.hexdigest() != manifest["sha256"]:
+        raise VerificationError(f"{data_path}: sha256 does not match the manifest (corrupted or truncated)")
+    if failure is not None:
+        raise failure
+    if isinstance(limit, int) and written != limit:
+        raise VerificationError(f"{name}: the backup holds {written} bytes, the manifest says {limit}")
+    return written, db_digest.hexdigest()
 
 
-def _decompressor(compression: str, path: str) -> IO[bytes]:
-    if compression == "gzip":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if compression == "lzma":
-        return lzma.open(path, "rb")  # type: ignore[return-value]
-    if compression == "none":
-        return open(path, "rb")
-    raise VerificationError(f"unknown compression {compression!r}")
+def _decrypt_into(
+    src: IO[bytes], data_path: str, key: bytes | None, digest: Any, emit: Callable[[bytes], Any]
+) -> None:
+    """Stream the file from ``src`` to ``emit``, decrypted when ``key`` is set, hashing every byte
+    read into ``digest``. The GCM tag (the last bytes) is checked at the end."""
+    if key is None:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            emit(chunk)
+        return
+    size = os.fstat(src.fileno()).st_size
+    header = src.read(len(ENC_MAGIC) + NONCE_LEN)
+    digest.update(header)
+    if size < len(ENC_MAGIC) + NONCE_LEN + TAG_LEN or not header.startswith(ENC_MAGIC):
+        raise VerificationError(f"{data_path}: not an encrypted backup")
+    tag = os.pread(src.fileno(), TAG_LEN, size - TAG_LEN)
+    decryptor = _aes_gcm(key, header[len(ENC_MAGIC) :], tag)
+    remaining = size - len(header) - TAG_LEN
+    while remaining:
+        chunk = src.read(min(CHUNK, remaining))
+        if not chunk:
+            raise VerificationError(f"{data_path}: the file shrank while it was read")
+        remaining -= len(chunk)
+        digest.update(chunk)
+        emit(decryptor.update(chunk))
+    digest.update(src.read(TAG_LEN))
+    try:
+        tail = decryptor.finalize()
+    except Exception as exc:  # cryptography's InvalidTag
+        raise VerificationError(f"{data_path}: decryption failed (wrong key or tampered file)") from exc
+    emit(tail)
 
 
 def fetch_and_unpack(
@@ -1662,7 +1965,7 @@ def _env_config(env: dict[str, str]) -> dict[str, Any]:
         "db_path": env.get("TENGEN_BACKUP_DB", "/var/lib/tengen/tengen.db"),
         "backup_dir": env.get("TENGEN_BACKUP_DIR", "/var/backups/tengen"),
         "prefix": env.get("TENGEN_BACKUP_NAME") or None,
-        "compression": env.get("TENGEN_BACKUP_COMPRESSION", "gzip"),
+        "compression": env.get("TENGEN_BACKUP_COMPRESSION") or "zstd",
         # the keyring, newest first, space-separated; the single-key variable still works
         "key": (env.get("TENGEN_BACKUP_ENCRYPTION_KEYS") or "").split()
         or env.get("TENGEN_BACKUP_ENCRYPTION_KEY")

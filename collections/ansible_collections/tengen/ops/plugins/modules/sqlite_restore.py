@@ -141,7 +141,7 @@ backup:
   description: The backup used (name, source, manifest).
   returned: action is stage or drill
   type: dict
-  sample: {name: tengen-20261123T164700Z, source: /var/backups/tengen/tengen-20261123T164700Z.db.gz}
+  sample: {name: tengen-20261123T164700Z, source: /var/backups/tengen/tengen-20261123T164700Z.db.zst}
 tables:
   description: Row counts of the restored database, per table.
   returned: action is stage or drill, not in check mode
