@@ -298,6 +298,9 @@ def main() -> None:
             "manifest": unpacked["manifest"],
         }
         progress(f"backup {unpacked['name']} verified: {unpacked['tables']}")
+        # An older backup is compared and copied at the backend's schema: SQLite would read a
+        # column it lacks as the column's name, a string.
+        s2p.upgrade_sqlite(store, copy_path)
         plan = s2p.plan(store, copy_path, url, p["replace"])
         result["plan"] = plan.as_dict()
         progress(f"plan: {plan.tables} into {plan.target} (holding {plan.target_rows})")
