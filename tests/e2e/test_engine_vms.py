@@ -149,9 +149,10 @@ def write_inventory(sandbox: Sandbox, ssh_ports: dict[str, int]) -> str:
 
 def recap(run: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:
     """PLAY RECAP's counts per host: {"sandbox": {"ok": 40, "changed": 0, ...}, ...}."""
+    block = run.stdout.split("PLAY RECAP", 1)[-1].split("\n\n", 1)[0]  # up to the blank line after it
     hosts = {}
-    for line in run.stdout.split("PLAY RECAP", 1)[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line)
+    for line in block.splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(ok=\d+.*)$", line)
         if match:
             hosts[match[1]] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match[2])}
     return hosts
